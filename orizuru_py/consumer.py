@@ -1,0 +1,290 @@
+"""Consumer: take messages from a queue into this consumer's own processing list.
+
+A message is taken by one atomic move (``BLMOVE``, or ``take.lua`` for a
+batch), so it is always in a Redis list, never only in this process. Each take
+travels with a registration (``register.lua`` in the same pipeline, or inside
+``take.lua``) whose deadline outlasts the block, so a message can only enter
+the processing list of a consumer the GC still knows: a consumer frozen past
+its deadline and reaped registers again with its next take, and nothing it
+takes afterwards can be stranded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from types import TracebackType
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import scripts
+from .codecs import Codec, MsgpackCodec
+from .envelope import Envelope
+from .errors import AlreadySettled, DecodeError
+from .guard import MessageGuard
+from .heartbeat import Heartbeat
+from .keys import QueueKeys, validate_name
+
+log = logging.getLogger("orizuru_py.consumer")
+
+DEFAULT_HEARTBEAT_TIMEOUT = 30.0
+DEFAULT_BLOCK_TIME = 1.0
+MAX_BATCH = 10_000
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+
+
+def default_name() -> str:
+    """hostname-pid-random: unique, and tells an operator where a consumer runs."""
+    host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-_.") or "host"
+    return f"{host[:64]}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def socket_timeout(r: Any) -> float | None:
+    """The client's socket timeout in seconds, where it can be found (None: no timeout)."""
+    for holder in (getattr(r, "connection_pool", None), getattr(r, "nodes_manager", None)):
+        kwargs = getattr(holder, "connection_kwargs", None)
+        if isinstance(kwargs, dict):
+            value = kwargs.get("socket_timeout")
+            return float(value) if value is not None else None
+    return None
+
+
+class Consumer:
+    """Takes messages from one queue. Belongs to one thread (``close()`` may come from any)."""
+
+    def __init__(
+        self,
+        r: Any,
+        queue: str,
+        *,
+        name: str | None = None,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        codec: Codec | None = None,
+        prefix: str = "orizuru",
+        block_time: float = DEFAULT_BLOCK_TIME,
+    ) -> None:
+        self.keys = QueueKeys(queue, prefix)
+        self.name = validate_name(name if name is not None else default_name(), "consumer name")
+        if not heartbeat_timeout >= 0.2:
+            raise ValueError(f"heartbeat_timeout must be at least 0.2 s, got {heartbeat_timeout}")
+        if not block_time > 0:
+            raise ValueError(f"block_time must be positive, got {block_time}")
+        self.r = r
+        self.codec = codec or MsgpackCodec()
+        self.processing_key = self.keys.processing(self.name)
+        self.heartbeat_timeout = heartbeat_timeout
+        self._timeout_ms = int(heartbeat_timeout * 1000)
+        # A block must end before the registration sent with it expires, and before
+        # the client's socket timeout fires (redis-py would retry it silently).
+        limits = [block_time, heartbeat_timeout / 2]
+        sock = socket_timeout(r)
+        if sock is not None:
+            limits.append(sock / 2)
+        self.block = min(limits)
+        self._held: set[bytes] = set()
+        self._closed = threading.Event()
+        self._take_lock = threading.Lock()
+        self._registered = False
+        self._reconcile = True  # hand back what a previous consumer of this name left
+        self._failures = 0
+        self._heartbeat = Heartbeat(
+            r, self.keys, self.name, self._timeout_ms, min(0.5, heartbeat_timeout / 4), self._on_fresh
+        )
+        self._heartbeat.beat()
+        self._heartbeat.start()
+
+    @property
+    def queue(self) -> str:
+        return self.keys.name
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def next(self, timeout: float | None = None) -> MessageGuard | None:
+        """The next message, or None once ``timeout`` seconds pass (None: wait until one
+        comes or the consumer is closed). Connection errors are retried with backoff."""
+        guards = self._take(1, timeout)
+        return guards[0] if guards else None
+
+    def next_batch(self, n: int, timeout: float | None = None) -> list[MessageGuard]:
+        """Up to ``n`` messages in one round trip when any are waiting; otherwise block
+        for the first and top up. ``[]`` once ``timeout`` passes or after ``close()``."""
+        if not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+            raise ValueError(f"n must be an int from 1 to {MAX_BATCH}, got {n!r}")
+        return self._take(n, timeout)
+
+    def ack_many(self, guards: Iterable[MessageGuard]) -> list[bool]:
+        """Ack many of this consumer's guards in one round trip; True where each was acked."""
+        guards = list(guards)
+        for g in guards:
+            if g.consumer is not self:
+                raise ValueError(f"message {g.id} belongs to consumer {g.consumer.name}")
+            if g.settled:
+                raise AlreadySettled(f"message {g.id} was already settled")
+        if not guards:
+            return []
+        done = scripts.ACK(self.r, (self.processing_key,), [g.raw for g in guards])
+        for g in guards:
+            g.settled = True
+            self._held.discard(g.raw)
+        return [bool(d) for d in done]
+
+    def close(self) -> None:
+        """Stop the heartbeat, hand every unsettled message back to the queue, deregister.
+
+        Ends a ``next()`` blocked in another thread within one block time. If Redis
+        cannot be reached the error propagates; the messages stay in the processing
+        list and the GC returns them once this consumer's deadline passes.
+        """
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._heartbeat.stop()
+        with self._take_lock:
+            keys = (self.keys.consumers, self.processing_key, self.keys.queue)
+            scripts.DEREGISTER(self.r, keys, (self.name,))
+            self._held.clear()
+
+    def forget(self, raw: bytes) -> None:
+        """A guard of ours was settled."""
+        self._held.discard(raw)
+
+    def __iter__(self) -> Iterator[MessageGuard]:
+        """Messages as they come, until ``close()``."""
+        while (guard := self.next()) is not None:
+            yield guard
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- taking ---------------------------------------------------------------
+
+    def _take(self, n: int, timeout: float | None) -> list[MessageGuard]:
+        if timeout is not None and not timeout >= 0:
+            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed.is_set():
+            left = self.block if deadline is None else min(self.block, deadline - time.monotonic())
+            try:
+                with self._take_lock:
+                    if self._closed.is_set():
+                        break
+                    raws = self._take_raw(n, left)
+                self._failures = 0
+            except _TRANSIENT as exc:
+                self._backoff(exc)
+                raws = []
+            if raws:
+                guards = self._guards(raws)
+                if guards:
+                    return guards
+                continue  # all were undecodable (now dead-lettered): keep waiting
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+        return []
+
+    def _take_raw(self, n: int, block: float) -> list[bytes]:
+        """Move up to n raw messages into the processing list; block at most ``block`` s."""
+        if self._reconcile:
+            self._hand_back_unknown()
+        raws = self._take_now(n)
+        if raws or block < 0.001:
+            return raws
+        pipe = self.r.pipeline(transaction=False)
+        pipe.execute_command(*scripts.REGISTER.args((self.keys.consumers,), (self.name, self._timeout_ms)))
+        pipe.execute_command("BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}")
+        fresh, raw = pipe.execute(raise_on_error=False)
+        if isinstance(fresh, NoScriptError):
+            # The server lost its scripts (a restart): register now, before handing anything out.
+            scripts.REGISTER(self.r, (self.keys.consumers,), (self.name, self._timeout_ms))
+        elif isinstance(fresh, Exception):
+            raise fresh
+        else:
+            self._note_registration(fresh)
+        if isinstance(raw, Exception):
+            raise raw
+        if raw is None:
+            return []
+        return [raw, *self._take_now(n - 1)] if n > 1 else [raw]
+
+    def _take_now(self, n: int) -> list[bytes]:
+        keys = (self.keys.consumers, self.keys.queue, self.processing_key)
+        fresh, raws = scripts.TAKE(self.r, keys, (self.name, self._timeout_ms, n))
+        self._note_registration(fresh)
+        return raws  # type: ignore[no-any-return]
+
+    def _guards(self, raws: list[bytes]) -> list[MessageGuard]:
+        guards: list[MessageGuard] = []
+        for raw in raws:
+            try:
+                env = Envelope.decode(raw)
+                payload = self.codec.decode(env.payload)
+            except DecodeError as exc:
+                self._dead_letter_garbage(raw, f"undecodable: {exc.reason}")
+                continue
+            except Exception as exc:
+                self._dead_letter_garbage(raw, f"undecodable payload ({type(self.codec).__name__}): {exc}")
+                continue
+            self._held.add(raw)
+            guards.append(MessageGuard(self, raw, env.id, payload, env.deliveries + 1, env.enqueued_ms))
+        return guards
+
+    def _dead_letter_garbage(self, raw: bytes, reason: str) -> None:
+        log.error("queue %s: dead-lettering a message that cannot be decoded: %s", self.queue, reason)
+        try:
+            scripts.DEAD_LETTER(self.r, (self.processing_key, self.keys.dead), (reason, raw))
+        except _TRANSIENT as exc:
+            # It stays in the processing list; the next reconcile hands it back.
+            log.warning("could not dead-letter it (%s); it will be handed back", exc)
+            self._reconcile = True
+
+    # -- registration and recovery ------------------------------------------------
+
+    def _on_fresh(self) -> None:
+        if self._registered:
+            log.warning(
+                "consumer %s of queue %s had been reaped (frozen past its deadline?); "
+                "registered again, its earlier messages were returned to the queue",
+                self.name,
+                self.queue,
+            )
+        self._registered = True
+
+    def _note_registration(self, fresh: Any) -> None:
+        if fresh:
+            self._on_fresh()
+
+    def _hand_back_unknown(self) -> None:
+        """Return to the queue what sits in our processing list without a guard: left by
+        a previous consumer of this name, or taken by a move whose reply was lost."""
+        held = set(self._held)
+        unknown = [raw for raw in self.r.lrange(self.processing_key, 0, -1) if raw not in held]
+        if unknown:
+            unknown.reverse()  # oldest first
+            moved = scripts.RELEASE(self.r, (self.processing_key, self.keys.queue), unknown)
+            log.warning("consumer %s handed back %d message(s) it held without a guard", self.name, moved)
+        self._reconcile = False
+
+    def _backoff(self, exc: Exception) -> None:
+        self._failures += 1
+        self._reconcile = True
+        pause = min(2.0, 0.05 * 2 ** min(self._failures, 6)) * random.uniform(0.5, 1.0)
+        log.warning("consumer %s: %s; retrying in %.2f s", self.name, exc, pause)
+        self._closed.wait(pause)

@@ -1,0 +1,96 @@
+"""The message on the wire: a small fixed header, then a msgpack body.
+
+Layout (version 1)::
+
+    b"OZ" | version (1 byte) | deliveries so far (uint32, big-endian) | msgpack [id, enqueued_ms, payload]
+
+The header is fixed so the Lua scripts can count a delivery by rewriting four
+bytes, without a msgpack library. ``payload`` is what the codec produced.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import time
+
+import attrs
+import msgpack
+
+from .errors import DecodeError
+
+MAGIC = b"OZ"
+VERSION = 1
+_HEADER = MAGIC + bytes([VERSION])
+_HEADER_LEN = len(_HEADER) + 4
+_FRESH = _HEADER + b"\x00\x00\x00\x00"
+_U32 = struct.Struct(">I")
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+@attrs.frozen
+class Envelope:
+    """One message: ``deliveries`` counts the deliveries before the current one."""
+
+    id: str
+    enqueued_ms: int
+    payload: bytes
+    deliveries: int = 0
+
+    def encode(self) -> bytes:
+        return encode(self.id, self.enqueued_ms, self.payload, self.deliveries)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Envelope:
+        """Parse ``raw``; raise ``DecodeError`` (carrying ``raw``) if it is not an envelope."""
+        if raw[:2] != MAGIC:
+            raise DecodeError("not an orizuru envelope (bad magic)", raw)
+        if len(raw) < _HEADER_LEN:
+            raise DecodeError("truncated envelope header", raw)
+        if raw[2] != VERSION:
+            raise DecodeError(f"unknown envelope format version {raw[2]}", raw)
+        try:
+            body = msgpack.unpackb(memoryview(raw)[_HEADER_LEN:], raw=False)
+            mid, enqueued_ms, payload = body
+            if not (isinstance(mid, str) and isinstance(enqueued_ms, int)):
+                raise TypeError("wrong field types")
+            if not isinstance(payload, bytes):
+                raise TypeError("payload is not bytes")
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise DecodeError(f"malformed envelope body: {exc}", raw) from exc
+        return cls(mid, enqueued_ms, payload, _U32.unpack_from(raw, 3)[0])
+
+
+def encode(mid: str, enqueued_ms: int, payload: bytes, deliveries: int = 0) -> bytes:
+    """Encode one message; the hot path of every push."""
+    header = _FRESH if deliveries == 0 else _HEADER + _U32.pack(deliveries)
+    return header + _packb((mid, enqueued_ms, payload))
+
+
+def with_deliveries(raw: bytes, deliveries: int) -> bytes:
+    """The same message with its delivery count replaced (for retries)."""
+    return _HEADER + _U32.pack(deliveries) + raw[_HEADER_LEN:]
+
+
+_node = os.urandom(6).hex()
+_counter = itertools.count()
+
+
+def _reseed() -> None:
+    global _node, _counter
+    _node = os.urandom(6).hex()
+    _counter = itertools.count()
+
+
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """A unique, time-ordered id: 12 hex digits of ms, 12 of process node, 6 of counter."""
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return f"{ms:012x}{_node}{next(_counter) & 0xFFFFFF:06x}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,12 @@
+-- Register the consumer, then move up to n waiting messages into its processing
+-- list, oldest first, in one atomic step.
+-- KEYS[1] consumers   zset  consumer name -> deadline (ms)
+-- KEYS[2] queue       list  waiting messages (taken from the right)
+-- KEYS[3] processing  list  this consumer's messages
+-- ARGV[1] consumer name, ARGV[2] timeout (ms), ARGV[3] n
+-- Returns {1 if the consumer was not registered, {messages oldest first}}.
+local fresh = redis.call("ZADD", KEYS[1], oz_now_ms() + tonumber(ARGV[2]), ARGV[1])
+local taken = redis.call("RPOP", KEYS[2], tonumber(ARGV[3]))
+if not taken then return {fresh, {}} end
+oz_push_all("LPUSH", KEYS[3], taken)
+return {fresh, taken}
