@@ -55,16 +55,14 @@ class AttrsCodec(Generic[T]):
     """Instances of one ``attrs`` class, as msgpack maps of their fields."""
 
     def __init__(self, cls: type[T]) -> None:
+        self.cls: type[T] = cls
         if not attrs.has(cls):
             raise ValueError(f"AttrsCodec needs an attrs class, got {cls!r}")
-        self.cls = cls
         self._inner = MsgpackCodec()
 
     def encode(self, payload: Any) -> bytes:
         if not isinstance(payload, self.cls):
-            raise EncodeError(
-                f"AttrsCodec({self.cls.__name__}) got a {type(payload).__name__}"
-            )
+            raise EncodeError(f"AttrsCodec({self.cls.__name__}) got a {type(payload).__name__}")
         return self._inner.encode(attrs.asdict(payload, recurse=False))
 
     def decode(self, data: bytes) -> T:

@@ -36,7 +36,9 @@ class CollectReport:
     promoted: int = 0
 
     def __add__(self, other: CollectReport) -> CollectReport:
-        return CollectReport(*(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True)))
+        return CollectReport(
+            *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
+        )
 
 
 def _validate_max_attempts(value: int | None) -> int:
@@ -90,11 +92,21 @@ class GarbageCollector:
         reaped = requeued = dead = 0
         for name in scripts.EXPIRED(self.r, (self.keys.consumers,), (_BATCH,)):
             consumer = name.decode() if isinstance(name, bytes) else name
-            keys = (self.keys.consumers, self.keys.processing(consumer), self.keys.queue, self.keys.dead)
+            keys = (
+                self.keys.consumers,
+                self.keys.processing(consumer),
+                self.keys.queue,
+                self.keys.dead,
+            )
             r_, q_, d_ = scripts.REAP(self.r, keys, (consumer, self.max_attempts))
             if r_:
-                log.warning("reaped consumer %s of queue %s: %d requeued, %d dead-lettered",
-                            consumer, self.keys.name, q_, d_)
+                log.warning(
+                    "reaped consumer %s of queue %s: %d requeued, %d dead-lettered",
+                    consumer,
+                    self.keys.name,
+                    q_,
+                    d_,
+                )
             reaped, requeued, dead = reaped + r_, requeued + q_, dead + d_
         return CollectReport(requeued, dead, reaped)
 

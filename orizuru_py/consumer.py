@@ -96,7 +96,12 @@ class Consumer:
         self._reconcile = True  # hand back what a previous consumer of this name left
         self._failures = 0
         self._heartbeat = Heartbeat(
-            r, self.keys, self.name, self._timeout_ms, min(0.5, heartbeat_timeout / 4), self._on_fresh
+            r,
+            self.keys,
+            self.name,
+            self._timeout_ms,
+            min(0.5, heartbeat_timeout / 4),
+            self._on_fresh,
         )
         self._heartbeat.beat()
         self._heartbeat.start()
@@ -138,6 +143,20 @@ class Consumer:
             self._held.discard(g.raw)
         return [bool(d) for d in done]
 
+    def release(self, guards: Iterable[MessageGuard]) -> int:
+        """Hand unstarted messages back to the front of the queue, uncounted (a delivery
+        that was never handled is no attempt). Returns how many were still ours."""
+        guards = [g for g in guards if not g.settled]
+        if not guards:
+            return 0
+        moved = scripts.RELEASE(
+            self.r, (self.processing_key, self.keys.queue), [g.raw for g in guards]
+        )
+        for g in guards:
+            g.settled = True
+            self._held.discard(g.raw)
+        return int(moved)
+
     def close(self) -> None:
         """Stop the heartbeat, hand every unsettled message back to the queue, deregister.
 
@@ -157,6 +176,13 @@ class Consumer:
     def forget(self, raw: bytes) -> None:
         """A guard of ours was settled."""
         self._held.discard(raw)
+
+    def abandon(self, guards: Iterable[MessageGuard]) -> None:
+        """Give up on guards whose settlement could not be sent: the next take hands
+        their messages, if still here, back to the queue (a redelivery, never a loss)."""
+        for g in guards:
+            self._held.discard(g.raw)
+        self._reconcile = True
 
     def __iter__(self) -> Iterator[MessageGuard]:
         """Messages as they come, until ``close()``."""
@@ -208,8 +234,12 @@ class Consumer:
         if raws or block < 0.001:
             return raws
         pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command(*scripts.REGISTER.args((self.keys.consumers,), (self.name, self._timeout_ms)))
-        pipe.execute_command("BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}")
+        pipe.execute_command(
+            *scripts.REGISTER.args((self.keys.consumers,), (self.name, self._timeout_ms))
+        )
+        pipe.execute_command(
+            "BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}"
+        )
         fresh, raw = pipe.execute(raise_on_error=False)
         if isinstance(fresh, NoScriptError):
             # The server lost its scripts (a restart): register now, before handing anything out.
@@ -240,14 +270,20 @@ class Consumer:
                 self._dead_letter_garbage(raw, f"undecodable: {exc.reason}")
                 continue
             except Exception as exc:
-                self._dead_letter_garbage(raw, f"undecodable payload ({type(self.codec).__name__}): {exc}")
+                self._dead_letter_garbage(
+                    raw, f"undecodable payload ({type(self.codec).__name__}): {exc}"
+                )
                 continue
             self._held.add(raw)
-            guards.append(MessageGuard(self, raw, env.id, payload, env.deliveries + 1, env.enqueued_ms))
+            guards.append(
+                MessageGuard(self, raw, env.id, payload, env.deliveries + 1, env.enqueued_ms)
+            )
         return guards
 
     def _dead_letter_garbage(self, raw: bytes, reason: str) -> None:
-        log.error("queue %s: dead-lettering a message that cannot be decoded: %s", self.queue, reason)
+        log.error(
+            "queue %s: dead-lettering a message that cannot be decoded: %s", self.queue, reason
+        )
         try:
             scripts.DEAD_LETTER(self.r, (self.processing_key, self.keys.dead), (reason, raw))
         except _TRANSIENT as exc:
@@ -279,7 +315,9 @@ class Consumer:
         if unknown:
             unknown.reverse()  # oldest first
             moved = scripts.RELEASE(self.r, (self.processing_key, self.keys.queue), unknown)
-            log.warning("consumer %s handed back %d message(s) it held without a guard", self.name, moved)
+            log.warning(
+                "consumer %s handed back %d message(s) it held without a guard", self.name, moved
+            )
         self._reconcile = False
 
     def _backoff(self, exc: Exception) -> None:

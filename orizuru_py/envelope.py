@@ -2,7 +2,7 @@
 
 Layout (version 1)::
 
-    b"OZ" | version (1 byte) | deliveries so far (uint32, big-endian) | msgpack [id, enqueued_ms, payload]
+    b"OZ" | version (1 byte) | deliveries so far (uint32 BE) | msgpack [id, enqueued_ms, payload]
 
 The header is fixed so the Lua scripts can count a delivery by rewriting four
 bytes, without a msgpack library. ``payload`` is what the codec produced.
@@ -65,7 +65,8 @@ class Envelope:
 def encode(mid: str, enqueued_ms: int, payload: bytes, deliveries: int = 0) -> bytes:
     """Encode one message; the hot path of every push."""
     header = _FRESH if deliveries == 0 else _HEADER + _U32.pack(deliveries)
-    return header + _packb((mid, enqueued_ms, payload))
+    body: bytes = _packb((mid, enqueued_ms, payload))
+    return header + body
 
 
 def with_deliveries(raw: bytes, deliveries: int) -> bytes:

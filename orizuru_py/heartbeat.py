@@ -38,7 +38,9 @@ class Heartbeat:
         self.r, self.keys, self.name = r, keys, name
         self.timeout_ms, self.tick, self.on_fresh = timeout_ms, tick, on_fresh
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"orizuru-heartbeat-{name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"orizuru-heartbeat-{name}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -51,8 +53,12 @@ class Heartbeat:
     def beat(self) -> None:
         """Register once and promote due delayed messages, in one round trip."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command(*scripts.REGISTER.args((self.keys.consumers,), (self.name, self.timeout_ms)))
-        pipe.execute_command(*scripts.PROMOTE.args((self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,)))
+        pipe.execute_command(
+            *scripts.REGISTER.args((self.keys.consumers,), (self.name, self.timeout_ms))
+        )
+        pipe.execute_command(
+            *scripts.PROMOTE.args((self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,))
+        )
         try:
             fresh, _ = pipe.execute()
         except NoScriptError:

@@ -67,7 +67,8 @@ class Producer:
         data = self.codec.encode(payload)
         if len(data) > self.max_payload_bytes:
             raise EncodeError(
-                f"payload is {len(data)} bytes encoded; max_payload_bytes is {self.max_payload_bytes}"
+                f"payload is {len(data)} bytes encoded, "
+                f"over max_payload_bytes={self.max_payload_bytes}"
             )
         mid = envelope.new_id(now)
         return mid, envelope.encode(mid, now, data)

@@ -25,11 +25,15 @@ class Script:
         self.source = _LIB + "\n" + (_DIR / f"{name}.lua").read_text(encoding="utf-8")
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def args(self, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
+    def args(
+        self, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any]
+    ) -> tuple[Any, ...]:
         """The EVALSHA command, for ``execute_command`` on a client or a pipeline."""
         return ("EVALSHA", self.sha, len(keys), *keys, *argv)
 
-    def __call__(self, r: Any, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any] = ()) -> Any:
+    def __call__(
+        self, r: Any, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any] = ()
+    ) -> Any:
         cmd = self.args(keys, argv)
         try:
             return r.execute_command(*cmd)

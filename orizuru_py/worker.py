@@ -1,0 +1,309 @@
+"""Worker: a thread pool that runs a function on every message of a queue.
+
+One consumer feeds it. The calling thread fetches in batches (never holding
+more than ``concurrency + prefetch`` messages), ``concurrency`` threads run the
+handler, and one thread acks their successes in batches. A handler that
+raises is retried after a backoff, and dead-lettered with the exception's text
+once the message has been delivered ``max_attempts`` times. A garbage collector
+runs alongside, so a deployment made only of workers recovers everything.
+
+Stopping (``stop()``, or SIGINT/SIGTERM when ``run()`` is on the main thread):
+take nothing more, hand unstarted messages back to the queue, let in-flight
+handlers finish within ``drain_timeout`` and ack them, deregister. A second
+signal stops at once: what is in flight stays in the processing list, and the
+GC returns it once this worker's deadline passes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue as _queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from types import FrameType
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .backoff import Backoff, Exponential
+from .codecs import Codec
+from .collector import DEFAULT_MAX_ATTEMPTS, GarbageCollector
+from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, MAX_BATCH, Consumer
+from .guard import MessageGuard
+
+log = logging.getLogger("orizuru_py.worker")
+
+Handler = Callable[[Any], Any]
+
+DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_GC_INTERVAL = 5.0
+_ACK_BATCH = 1000
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+
+
+class Worker:
+    """Runs ``handler(payload)`` (or ``handler(guard)`` with ``pass_guard=True``) on a queue."""
+
+    def __init__(
+        self,
+        r: Any,
+        queue: str,
+        handler: Handler,
+        *,
+        concurrency: int = 8,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        backoff: Backoff | None = None,
+        prefetch: int | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        gc_interval: float | None = DEFAULT_GC_INTERVAL,
+        pass_guard: bool = False,
+        codec: Codec | None = None,
+        prefix: str = "orizuru",
+        name: str | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        prefetch = concurrency if prefetch is None else prefetch
+        if not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        if gc_interval is not None and not gc_interval > 0:
+            raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
+        self.handler = handler
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff: Backoff = backoff or Exponential()
+        self.max_held = min(concurrency + prefetch, MAX_BATCH)
+        self.drain_timeout = drain_timeout
+        self.pass_guard = pass_guard
+        self._consumer_args: dict[str, Any] = dict(
+            name=name, heartbeat_timeout=heartbeat_timeout, codec=codec, prefix=prefix
+        )
+        self._r, self._queue = r, queue
+        self._gc = GarbageCollector(r, queue, max_attempts=max_attempts, prefix=prefix)
+        self._gc_interval = gc_interval
+        self._stopping = threading.Event()
+        self._aborted = threading.Event()
+        self._started = False
+        self._held = 0
+        self._room = threading.Condition()
+        self._work: _queue.SimpleQueue[MessageGuard | None] = _queue.SimpleQueue()
+        self._acks: _queue.SimpleQueue[MessageGuard | None] = _queue.SimpleQueue()
+        self.consumer: Consumer | None = None
+
+    def stop(self) -> None:
+        """Stop gracefully; ``run()`` returns once in-flight messages are settled. Any thread."""
+        self._stopping.set()
+        with self._room:
+            self._room.notify_all()
+
+    def abort(self) -> None:
+        """Stop at once, leaving in-flight messages for the GC (the second signal)."""
+        self._aborted.set()
+        self.stop()
+
+    def run(self) -> None:
+        """Process messages until stopped. Blocks; works from any thread."""
+        if self._started:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._started = True
+        restore = self._install_signals()
+        self.consumer = consumer = Consumer(self._r, self._queue, **self._consumer_args)
+        threads = [
+            threading.Thread(target=self._work_loop, name=f"orizuru-worker-{i}", daemon=True)
+            for i in range(self.concurrency)
+        ]
+        threads.append(threading.Thread(target=self._ack_loop, name="orizuru-acker", daemon=True))
+        for t in threads:
+            t.start()
+        gc = self._gc.start(self._gc_interval) if self._gc_interval else None
+        log.info("worker %s on queue %s: %d threads", consumer.name, self._queue, self.concurrency)
+        try:
+            self._fetch_loop(consumer)
+        finally:
+            if gc:
+                gc[1].set()
+            if self._aborted.is_set():
+                consumer._heartbeat.stop()
+                log.warning(
+                    "worker %s stopped at once; the GC will return its in-flight messages",
+                    consumer.name,
+                )
+            else:
+                self._drain(consumer, threads)
+            restore()
+
+    # -- the fetching thread --------------------------------------------------------
+
+    def _fetch_loop(self, consumer: Consumer) -> None:
+        while not self._stopping.is_set():
+            room = self._wait_for_room()
+            if not room:
+                return
+            guards = consumer.next_batch(room, timeout=consumer.block)
+            if guards:
+                with self._room:
+                    self._held += len(guards)
+                for g in guards:
+                    self._work.put(g)
+
+    def _wait_for_room(self) -> int:
+        with self._room:
+            while self._held >= self.max_held and not self._stopping.is_set():
+                self._room.wait()
+            return 0 if self._stopping.is_set() else self.max_held - self._held
+
+    def _settled(self, n: int) -> None:
+        with self._room:
+            self._held -= n
+            self._room.notify_all()
+
+    def _drain(self, consumer: Consumer, threads: list[threading.Thread]) -> None:
+        unstarted: list[MessageGuard] = []
+        while True:
+            try:
+                g = self._work.get_nowait()
+            except _queue.Empty:
+                break
+            if g is not None:
+                unstarted.append(g)
+        if unstarted:
+            self._retrying(partial(consumer.release, unstarted), unstarted, "hand back unstarted")
+            self._settled(len(unstarted))
+        for _ in range(self.concurrency):
+            self._work.put(None)
+        end = time.monotonic() + self.drain_timeout
+        for t in threads[:-1]:
+            t.join(max(0.0, end - time.monotonic()))
+        self._acks.put(None)
+        threads[-1].join(max(0.0, end - time.monotonic()))
+        consumer.close()
+        log.info("worker %s stopped", consumer.name)
+
+    # -- the handler threads ------------------------------------------------------------
+
+    def _work_loop(self) -> None:
+        get, handler, pass_guard = self._work.get, self.handler, self.pass_guard
+        while (guard := get()) is not None:
+            try:
+                handler(guard if pass_guard else guard.payload)
+            except Exception as exc:
+                self._failed(guard, exc)
+                continue
+            if guard.settled:  # the handler settled it itself (pass_guard)
+                self._settled(1)
+            else:
+                self._acks.put(guard)
+
+    def _failed(self, guard: MessageGuard, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        if guard.settled:
+            log.error(
+                "message %s attempt %d failed after settling: %s", guard.id, guard.attempts, reason
+            )
+        elif guard.attempts >= self.max_attempts:
+            log.error(
+                "message %s attempt %d/%d failed, dead-lettered: %s",
+                guard.id,
+                guard.attempts,
+                self.max_attempts,
+                reason,
+            )
+            self._retrying(partial(guard.dead_letter, reason), [guard], "dead-letter")
+        else:
+            delay = self.backoff(guard.attempts)
+            log.warning(
+                "message %s attempt %d/%d failed, retry in %.1f s: %s",
+                guard.id,
+                guard.attempts,
+                self.max_attempts,
+                delay,
+                reason,
+            )
+            self._retrying(partial(guard.retry, delay), [guard], "retry")
+        self._settled(1)
+
+    # -- the acking thread ----------------------------------------------------------------
+
+    def _ack_loop(self) -> None:
+        assert self.consumer is not None
+        consumer, get, get_nowait = self.consumer, self._acks.get, self._acks.get_nowait
+        done = False
+        while not done:
+            first = get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < _ACK_BATCH:
+                try:
+                    g = get_nowait()
+                except _queue.Empty:
+                    break
+                if g is None:
+                    done = True
+                    break
+                batch.append(g)
+            self._retrying(partial(consumer.ack_many, batch), batch, "ack")
+            self._settled(len(batch))
+
+    def _retrying(self, action: Callable[[], Any], guards: list[MessageGuard], what: str) -> None:
+        """Run a settling step, retrying connection errors with backoff until it succeeds,
+        the worker is aborted, or the drain time after a stop runs out. Messages of a step
+        given up on stay in the processing list, and the consumer hands them back."""
+        assert self.consumer is not None
+        pause, give_up = 0.05, None
+        while True:
+            try:
+                action()
+                return
+            except _TRANSIENT as exc:
+                if self._stopping.is_set() and give_up is None:
+                    give_up = time.monotonic() + self.drain_timeout
+                if self._aborted.is_set() or (give_up is not None and time.monotonic() > give_up):
+                    log.error("gave up trying to %s %d message(s): %s", what, len(guards), exc)
+                    self.consumer.abandon(guards)
+                    return
+                log.warning(
+                    "could not %s %d message(s) (%s); retrying in %.2f s",
+                    what,
+                    len(guards),
+                    exc,
+                    pause,
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, 2.0)
+            except RedisError as exc:
+                log.error("could not %s %d message(s): %s", what, len(guards), exc)
+                self.consumer.abandon(guards)
+                return
+
+    # -- signals ----------------------------------------------------------------------
+
+    def _install_signals(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                log.warning("second signal: stopping at once")
+                self.abort()
+            else:
+                log.info("signal %d: stopping after in-flight messages", signum)
+                self.stop()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+        return restore
