@@ -63,7 +63,7 @@ class AttrsCodec(Generic[T]):
     def encode(self, payload: Any) -> bytes:
         if not isinstance(payload, self.cls):
             raise EncodeError(f"AttrsCodec({self.cls.__name__}) got a {type(payload).__name__}")
-        return self._inner.encode(attrs.asdict(payload, recurse=False))
+        return self._inner.encode(attrs.asdict(payload, recurse=False))  # type: ignore[arg-type]
 
     def decode(self, data: bytes) -> T:
         fields = self._inner.decode(data)

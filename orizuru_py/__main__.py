@@ -1,0 +1,7 @@
+"""``python -m orizuru_py``: the same as the ``orizuru`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
