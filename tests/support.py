@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import socket
+import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -24,3 +29,128 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 
         if time.monotonic() > end:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+class RoundTrips:
+    """The requests a client wrote, per thread: each write (a pipeline is one) is a round trip."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_thread: collections.Counter[int] = collections.Counter()
+
+    def record(self) -> None:
+        with self._lock:
+            self._by_thread[threading.get_ident()] += 1
+
+    def here(self) -> int:
+        """Round trips made so far from the calling thread."""
+        with self._lock:
+            return self._by_thread[threading.get_ident()]
+
+
+def counting_client(url: str, **kwargs: Any) -> tuple[redis.Redis, RoundTrips]:
+    """A client whose connections count the requests they send (connection handshakes excluded)."""
+    trips = RoundTrips()
+
+    class CountingConnection(redis.Connection):
+        _handshaking = False
+
+        def on_connect_check_health(self, check_health: bool = True) -> None:
+            self._handshaking = True
+            try:
+                super().on_connect_check_health(check_health)
+            finally:
+                self._handshaking = False
+
+        def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            if not self._handshaking:
+                trips.record()
+            super().send_packed_command(command, check_health)
+
+    pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection, **kwargs)
+    return redis.Redis(connection_pool=pool), trips
+
+
+class Proxy:
+    """A loopback TCP proxy to a Redis server that a test can cut and restore, so a client
+    meets real connection failures: open sockets are reset and new connects are refused."""
+
+    def __init__(self, redis_url: str) -> None:
+        parsed = urllib.parse.urlsplit(redis_url)
+        self._target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
+        self._path = parsed.path
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._listener = self._listen(0)
+        self.port: int = self._listener.getsockname()[1]
+        self._acceptor = self._start_acceptor()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}{self._path}"
+
+    def cut(self) -> None:
+        """Stop listening and reset every proxied connection."""
+        self._stop.set()
+        self._acceptor.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        """Listen again on the same port."""
+        self._stop.clear()
+        self._listener = self._listen(self.port)
+        self._acceptor = self._start_acceptor()
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self._stop.is_set():
+            self.cut()
+
+    @staticmethod
+    def _listen(port: int) -> socket.socket:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(16)
+        listener.settimeout(0.05)  # so the acceptor notices cut() promptly
+        return listener
+
+    def _start_acceptor(self) -> threading.Thread:
+        thread = threading.Thread(target=self._accept, args=(self._listener,), daemon=True)
+        thread.start()
+        return thread
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            upstream = socket.create_connection(self._target, timeout=5)
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_RDWR)
