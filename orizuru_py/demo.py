@@ -48,7 +48,8 @@ def _consume(url: str, queue: str, victim: bool) -> None:
         time.sleep(3600)
     while guards := consumer.next_batch(BATCH, timeout=2.0):
         pipe = r.pipeline(transaction=False)
-        pipe.sadd(handled, *(g.id for g in guards)).incrby(events, len(guards))
+        pipe.sadd(handled, *(g.id for g in guards))
+        pipe.incrby(events, len(guards))
         pipe.execute()
         consumer.ack_many(guards)
     consumer.close()

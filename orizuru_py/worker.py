@@ -132,14 +132,12 @@ class Worker:
         finally:
             if gc:
                 gc[1].set()
-            if self._aborted.is_set():
+            if not self._drain(consumer, threads):
                 consumer._heartbeat.stop()
                 log.warning(
                     "worker %s stopped at once; the GC will return its in-flight messages",
                     consumer.name,
                 )
-            else:
-                self._drain(consumer, threads)
             restore()
 
     # -- the fetching thread --------------------------------------------------------
@@ -167,7 +165,11 @@ class Worker:
             self._held -= n
             self._room.notify_all()
 
-    def _drain(self, consumer: Consumer, threads: list[threading.Thread]) -> None:
+    def _drain(self, consumer: Consumer, threads: list[threading.Thread]) -> bool:
+        """Hand back unstarted messages, let in-flight ones finish, deregister.
+        False when aborted on the way (in-flight messages are left for the GC)."""
+        if self._aborted.is_set():
+            return False
         unstarted: list[MessageGuard] = []
         while True:
             try:
@@ -182,12 +184,23 @@ class Worker:
         for _ in range(self.concurrency):
             self._work.put(None)
         end = time.monotonic() + self.drain_timeout
-        for t in threads[:-1]:
-            t.join(max(0.0, end - time.monotonic()))
+        if not self._join(threads[:-1], end):
+            return False
         self._acks.put(None)
-        threads[-1].join(max(0.0, end - time.monotonic()))
+        if not self._join(threads[-1:], end):
+            return False
         consumer.close()
         log.info("worker %s stopped", consumer.name)
+        return True
+
+    def _join(self, threads: list[threading.Thread], end: float) -> bool:
+        """Wait for ``threads`` until ``end``; False as soon as the worker is aborted."""
+        for t in threads:
+            while t.is_alive() and time.monotonic() < end:
+                if self._aborted.wait(0.05):
+                    return False
+                t.join(0.05)
+        return True
 
     # -- the handler threads ------------------------------------------------------------
 

@@ -1,0 +1,280 @@
+"""Worker: handlers, retries with backoff, dead-lettering, back-pressure, stopping."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import redis
+
+from orizuru_py import Consumer, GarbageCollector, Producer
+from orizuru_py.backoff import Exponential, Linear
+from orizuru_py.deadletter import DeadLetter
+from orizuru_py.keys import QueueKeys
+from orizuru_py.worker import Worker
+from tests.support import keys_of, wait_for
+
+
+@contextmanager
+def running(worker: Worker) -> Iterator[threading.Thread]:
+    """Run ``worker`` in a thread; stop it and wait for ``run()`` to return on exit."""
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "Worker.run() did not return after stop()"
+
+
+def test_every_message_is_handled_once_and_nothing_is_left_behind(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(2000))
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def handler(payload: dict[str, int]) -> None:
+        with lock:
+            seen.append(payload["n"])
+
+    with running(Worker(r, queue, handler, concurrency=4)):
+        wait_for(lambda: len(seen) >= 2000)
+    assert sorted(seen) == list(range(2000))
+    assert keys_of(r, queue) == []
+
+
+def test_a_failing_message_is_retried_with_the_configured_backoff(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push({"n": 1})
+    attempts: list[float] = []
+
+    def handler(payload: Any) -> None:
+        attempts.append(time.monotonic())
+        if len(attempts) < 3:
+            raise RuntimeError("not yet")
+
+    backoff = Linear(step=0.4, jitter=0.0)  # waits 0.4 s, then 0.8 s
+    with running(Worker(r, queue, handler, backoff=backoff, max_attempts=5)):
+        wait_for(lambda: len(attempts) >= 3 and not r.exists(QueueKeys(queue).delayed))
+    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    assert len(attempts) == 3
+    # Due after the backoff; promoted by a heartbeat tick (0.5 s) within a second of due.
+    assert 0.4 <= gaps[0] < 0.4 + 1.0
+    assert 0.8 <= gaps[1] < 0.8 + 1.0
+    assert keys_of(r, queue) == []
+
+
+def test_max_attempts_dead_letters_with_the_exception_text(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push({"n": 1})
+    calls: list[int] = []
+
+    def handler(payload: Any) -> None:
+        calls.append(1)
+        raise ValueError("boom")
+
+    worker = Worker(r, queue, handler, max_attempts=3, backoff=Exponential(base=0.05, jitter=0))
+    with running(worker):
+        wait_for(lambda: r.llen(QueueKeys(queue).dead) == 1)
+    record = DeadLetter.decode(r.lindex(QueueKeys(queue).dead, 0))
+    assert len(calls) == 3
+    assert "ValueError: boom" in record.reason
+    envelope = record.envelope()
+    assert envelope is not None and envelope.deliveries == 2
+
+
+def test_stop_mid_stream_hands_back_unstarted_and_finishes_in_flight(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(40))
+    done: list[int] = []
+
+    def slow(payload: dict[str, int]) -> None:
+        time.sleep(0.2)
+        done.append(payload["n"])
+
+    worker = Worker(r, queue, slow, concurrency=2, prefetch=4)
+    with running(worker):
+        wait_for(lambda: len(done) >= 4)
+    keys = QueueKeys(queue)
+    assert worker.consumer is not None
+    assert not r.exists(worker.consumer.processing_key)
+    assert r.zcard(keys.consumers) == 0
+    waiting = [m["n"] for m in _payloads(r, queue)]
+    assert len(done) == len(set(done))
+    assert sorted(done + waiting) == list(range(40))
+
+
+def test_held_messages_never_exceed_concurrency_plus_prefetch(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(30))
+    gate = threading.Event()
+    worker = Worker(r, queue, lambda p: gate.wait(5), concurrency=2, prefetch=1)
+    sizes: list[int] = []
+    with running(worker):
+        wait_for(lambda: worker.consumer is not None)
+        assert worker.consumer is not None
+        key = worker.consumer.processing_key
+        for _ in range(20):
+            sizes.append(r.llen(key))
+            time.sleep(0.02)
+        gate.set()
+    assert max(sizes) == 3
+
+
+def test_a_handler_given_the_guard_can_push_to_another_queue(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push({"n": 7})
+    other = f"{queue}-retry"
+
+    def handler(guard: Any) -> None:
+        guard.push(other)
+
+    with running(Worker(r, queue, handler, pass_guard=True)):
+        wait_for(lambda: r.llen(QueueKeys(other).queue) == 1)
+    assert [m["n"] for m in _payloads(r, other)] == [7]
+    assert keys_of(r, queue) == []
+    r.delete(QueueKeys(other).queue)
+
+
+def test_the_gc_inside_a_worker_recovers_a_dead_consumers_messages(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(5))
+    dead = Consumer(r, queue, heartbeat_timeout=0.3)
+    assert len(dead.next_batch(5, timeout=1)) == 5
+    dead._heartbeat.stop()  # it dies holding all five
+    seen: list[int] = []
+    with running(Worker(r, queue, lambda p: seen.append(p["n"]), gc_interval=0.2)):
+        wait_for(lambda: len(seen) == 5)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"handler": 42}, TypeError),
+        ({"concurrency": 0}, ValueError),
+        ({"max_attempts": 0}, ValueError),
+        ({"prefetch": -1}, ValueError),
+        ({"gc_interval": 0}, ValueError),
+    ],
+)
+def test_bad_arguments_fail_before_anything_is_taken(
+    r: redis.Redis, queue: str, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    Producer(r, queue).push({"n": 1})
+    args: dict[str, Any] = {"handler": print, **kwargs}
+    with pytest.raises(error):
+        Worker(r, queue, args.pop("handler"), **args)
+    assert r.llen(QueueKeys(queue).queue) == 1
+
+
+def _payloads(r: redis.Redis, queue: str) -> list[Any]:
+    from orizuru_py.admin import peek
+
+    return [m.payload for m in peek(r, queue, 10_000)]
+
+
+# -- a real `orizuru worker` process ----------------------------------------------------
+
+
+def _worker_process(
+    redis_url: str, queue: str, *extra: str, sleep: float = 0.05
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HANDLED_URL": redis_url,
+        "HANDLED_KEY": f"{queue}:handled",
+        "HANDLER_SLEEP": str(sleep),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "orizuru_py",
+        "--redis-url",
+        redis_url,
+        "worker",
+        "tests.handlers:record",
+        queue,
+        *extra,
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_sigterm_to_a_worker_process_mid_batch_loses_nothing(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(300))
+    proc = _worker_process(redis_url, queue, "--concurrency", "4")
+    try:
+        wait_for(lambda: r.scard(f"{queue}:handled") >= 20, timeout=20)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        proc.kill()
+    handled = {int(x) for x in r.smembers(f"{queue}:handled")}
+    waiting = {m["n"] for m in _payloads(r, queue)}
+    assert handled | waiting == set(range(300))
+    assert int(r.get(f"{queue}:handled:calls") or 0) == len(handled)  # no duplicates
+    assert not [k for k in keys_of(r, queue) if b":processing:" in k]
+    r.delete(f"{queue}:handled", f"{queue}:handled:calls")
+
+
+def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(10))
+    proc = _worker_process(
+        redis_url,
+        queue,
+        "--concurrency",
+        "2",
+        "--heartbeat-timeout",
+        "1",
+        "--gc-interval",
+        "0",
+        sleep=30,
+    )
+    keys = QueueKeys(queue)
+    try:
+        wait_for(lambda: r.zcard(keys.consumers) == 1 and r.llen(keys.queue) < 10, timeout=20)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(10)  # far sooner than the 30 s handlers
+    finally:
+        proc.kill()
+    (name,) = r.zrange(keys.consumers, 0, -1)
+    in_flight = r.llen(keys.processing(name.decode()))
+    assert in_flight >= 2
+    time.sleep(1.2)  # past its deadline
+    report = GarbageCollector(r, queue).collect()
+    assert report.consumers_reaped == 1 and report.requeued == in_flight
+    assert r.llen(keys.queue) == 10
+    r.delete(f"{queue}:handled", f"{queue}:handled:calls")
+
+
+def test_a_handler_path_that_does_not_import_is_a_clear_error(redis_url: str, queue: str) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "orizuru_py",
+        "--redis-url",
+        redis_url,
+        "worker",
+        "tests.no_such_module:f",
+        queue,
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert "cannot import 'tests.no_such_module'" in out.stderr
