@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -67,7 +68,7 @@ def test_a_failing_message_is_retried_with_the_configured_backoff(
     backoff = Linear(step=0.4, jitter=0.0)  # waits 0.4 s, then 0.8 s
     with running(Worker(r, queue, handler, backoff=backoff, max_attempts=5)):
         wait_for(lambda: len(attempts) >= 3 and not r.exists(QueueKeys(queue).delayed))
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert len(attempts) == 3
     # Due after the backoff; promoted by a heartbeat tick (0.5 s) within a second of due.
     assert 0.4 <= gaps[0] < 0.4 + 1.0
