@@ -1,5 +1,6 @@
 """orizuru_py: a reliable (at-least-once) message queue on Redis lists."""
 
+from .backoff import Exponential, Linear
 from .codecs import AttrsCodec, BytesCodec, Codec, MsgpackCodec
 from .collector import CollectReport, GarbageCollector
 from .consumer import Consumer
@@ -8,6 +9,7 @@ from .errors import AlreadySettled, DecodeError, EncodeError, OrizuruError
 from .guard import MessageGuard
 from .keys import QueueKeys
 from .producer import Producer
+from .worker import Worker
 
 __all__ = [
     "AlreadySettled",
@@ -19,10 +21,13 @@ __all__ = [
     "DeadLetter",
     "DecodeError",
     "EncodeError",
+    "Exponential",
     "GarbageCollector",
+    "Linear",
     "MessageGuard",
     "MsgpackCodec",
     "OrizuruError",
     "Producer",
     "QueueKeys",
+    "Worker",
 ]
