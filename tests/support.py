@@ -65,7 +65,7 @@ def counting_client(url: str, **kwargs: Any) -> tuple[redis.Redis, RoundTrips]:
         def send_packed_command(self, command: Any, check_health: bool = True) -> None:
             if not self._handshaking:
                 trips.record()
-            super().send_packed_command(command, check_health)
+            super().send_packed_command(command, check_health)  # type: ignore[no-untyped-call]
 
     pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection, **kwargs)
     return redis.Redis(connection_pool=pool), trips

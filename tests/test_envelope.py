@@ -124,4 +124,3 @@ def test_dead_letter_decodes_a_record_written_by_the_lua_script(r: redis.Redis, 
     assert dead.raw == original.encode()
     assert dead.envelope() == original
     assert r.llen(keys.processing("c")) == 0
-

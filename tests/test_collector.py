@@ -1,0 +1,145 @@
+"""GarbageCollector: reaps only the dead, counts deliveries, dead-letters at max_attempts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from orizuru_py import CollectReport, Consumer, DeadLetter, GarbageCollector, MessageGuard, Producer
+from orizuru_py.envelope import Envelope, new_id, now_ms
+from orizuru_py.keys import QueueKeys
+
+
+def _take(consumer: Consumer, n: int) -> list[MessageGuard]:
+    guards = consumer.next_batch(n, timeout=5.0)
+    assert len(guards) == n
+    return guards
+
+
+def _dead_consumer(r: redis.Redis, queue: str, holding: int) -> Consumer:
+    """A consumer that took ``holding`` messages and stopped beating, past its deadline."""
+    consumer = Consumer(r, queue, heartbeat_timeout=0.3)
+    _take(consumer, holding)
+    consumer._heartbeat.stop()
+    time.sleep(0.6)
+    return consumer
+
+
+def test_reaps_only_consumers_whose_deadline_passed(r: redis.Redis, queue: str) -> None:
+    keys = QueueKeys(queue)
+    Producer(r, queue).push_many(list(range(5)))
+    with Consumer(r, queue, heartbeat_timeout=3.0) as alive:
+        alive_guards = _take(alive, 2)
+        dead = _dead_consumer(r, queue, holding=3)
+        report = GarbageCollector(r, queue).collect()
+        assert (report.consumers_reaped, report.requeued) == (1, 3)
+        assert [m.decode() for m in r.zrange(keys.consumers, 0, -1)] == [alive.name]
+        assert r.llen(alive.processing_key) == 2
+        assert r.exists(dead.processing_key) == 0
+        assert r.llen(keys.queue) == 3
+        assert alive.ack_many(alive_guards) == [True, True]
+
+
+def test_a_live_consumer_with_a_slow_handler_is_never_reaped(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push("slow")
+    gc = GarbageCollector(r, queue)
+    with Consumer(r, queue, heartbeat_timeout=0.5) as consumer:
+        guard = consumer.next(timeout=5.0)
+        assert guard is not None
+        total = CollectReport()
+        end = time.monotonic() + 3 * 0.5  # the handler runs three heartbeat timeouts
+        collections = 0
+        while time.monotonic() < end:
+            total += gc.collect()
+            collections += 1
+            time.sleep(0.05)
+        assert collections >= 10
+        assert total == CollectReport()
+        assert guard.ack() is True
+
+
+def test_a_reaped_consumer_registers_again_with_its_next_take(r: redis.Redis, queue: str) -> None:
+    keys = QueueKeys(queue)
+    mid = Producer(r, queue).push("held through the freeze")
+    frozen = _dead_consumer(r, queue, holding=1)
+    assert GarbageCollector(r, queue).collect().consumers_reaped == 1
+    assert r.zscore(keys.consumers, frozen.name) is None
+    guard = frozen.next(timeout=5.0)  # it wakes up and takes again
+    assert guard is not None and (guard.id, guard.attempts) == (mid, 2)
+    assert r.zscore(keys.consumers, frozen.name) is not None
+    frozen.close()
+
+
+def test_max_attempts_dead_letters_after_that_many_deliveries(r: redis.Redis, queue: str) -> None:
+    mid = Producer(r, queue).push("poison")
+    gc = GarbageCollector(r, queue, max_attempts=3)
+    attempts: list[int] = []
+    with Consumer(r, queue) as consumer:
+        for _ in range(10):
+            guard = consumer.next(timeout=0.5)
+            if guard is None:
+                break
+            attempts.append(guard.attempts)
+            guard.reject()
+            gc.collect()
+    assert attempts == [1, 2, 3]
+    [record] = r.lrange(QueueKeys(queue).dead, 0, -1)
+    dead = DeadLetter.decode(record)
+    assert dead.reason == "max attempts reached (3 deliveries)"
+    envelope = dead.envelope()
+    assert envelope is not None and envelope.id == mid
+
+
+def test_without_max_attempts_a_message_is_never_dead_lettered(r: redis.Redis, queue: str) -> None:
+    keys = QueueKeys(queue)
+    r.lpush(keys.unack, Envelope(new_id(), now_ms(), b"\xa1x", deliveries=10_000).encode())
+    report = GarbageCollector(r, queue, max_attempts=None).collect()
+    assert (report.requeued, report.dead_lettered) == (1, 0)
+    assert Envelope.decode(r.lindex(keys.queue, 0)).deliveries == 10_001
+
+
+def test_report_counts_are_exact(r: redis.Redis, queue: str) -> None:
+    keys = QueueKeys(queue)
+    producer = Producer(r, queue)
+    producer.push_many(list(range(4)))
+    _dead_consumer(r, queue, holding=4)  # 4 requeued, 1 consumer reaped
+    producer.push_many(["u1", "u2"])
+    with Consumer(r, queue) as rejecting:  # 2 rejected, returned to the queue
+        for guard in _take(rejecting, 2):
+            guard.reject()
+    last = Envelope(new_id(), now_ms(), b"\xa4last", deliveries=4)
+    r.lpush(keys.unack, last.encode())  # its 5th delivery ended: dead-lettered
+    producer.push_many(["d1", "d2", "d3"], delay=0.05)  # 3 promoted
+    time.sleep(0.2)
+    report = GarbageCollector(r, queue, max_attempts=5).collect()
+    assert report == CollectReport(requeued=6, dead_lettered=1, consumers_reaped=1, promoted=3)
+    assert r.llen(keys.queue) == 4 + 2 + 3
+    assert r.llen(keys.dead) == 1
+    assert GarbageCollector(r, queue).collect() == CollectReport()
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "3"])
+def test_max_attempts_must_be_a_positive_int_or_none(
+    r: redis.Redis, queue: str, value: Any
+) -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        GarbageCollector(r, queue, max_attempts=value)
+
+
+def test_the_background_collector_recovers_a_dead_consumer(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(["a", "b"])
+    _dead_consumer(r, queue, holding=2)
+    thread, stop = GarbageCollector(r, queue).start(interval=0.05)
+    try:
+        with Consumer(r, queue) as consumer:
+            guards = consumer.next_batch(2, timeout=5.0)
+            assert [g.payload for g in guards] == ["a", "b"]
+            assert [g.attempts for g in guards] == [2, 2]
+            assert consumer.ack_many(guards) == [True, True]
+    finally:
+        stop.set()
+        thread.join(timeout=5.0)
+    assert not thread.is_alive()

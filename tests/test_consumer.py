@@ -1,0 +1,150 @@
+"""Consumer: order, timeouts, batches, ack_many, close and hand-back, block time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import redis
+
+from orizuru_py import Consumer, MessageGuard, Producer, scripts
+from orizuru_py.keys import QueueKeys
+
+from .support import counting_client
+
+
+def _take(consumer: Consumer, n: int) -> list[MessageGuard]:
+    guards = [consumer.next(timeout=5.0) for _ in range(n)]
+    assert all(g is not None for g in guards)
+    return [g for g in guards if g is not None]
+
+
+def test_messages_come_out_in_the_order_they_were_pushed(r: redis.Redis, queue: str) -> None:
+    producer = Producer(r, queue)
+    ids = [producer.push({"n": i}) for i in range(20)]
+    with Consumer(r, queue) as consumer:
+        guards = _take(consumer, 20)
+        assert [g.id for g in guards] == ids
+        assert [g.payload for g in guards] == [{"n": i} for i in range(20)]
+        assert all(g.attempts == 1 and g.queue == queue for g in guards)
+
+
+def test_next_returns_none_after_its_timeout(r: redis.Redis, queue: str) -> None:
+    with Consumer(r, queue, block_time=0.2) as consumer:
+        started = time.monotonic()
+        assert consumer.next(timeout=0.6) is None
+        elapsed = time.monotonic() - started
+    assert 0.55 <= elapsed < 3.0
+
+
+def test_next_with_zero_timeout_does_not_block(r: redis.Redis, queue: str) -> None:
+    with Consumer(r, queue, block_time=5.0) as consumer:
+        started = time.monotonic()
+        assert consumer.next(timeout=0) is None
+        assert time.monotonic() - started < 1.0
+        mid = Producer(r, queue).push("here")
+        guard = consumer.next(timeout=0)
+        assert guard is not None and guard.id == mid
+
+
+def test_next_batch_takes_at_most_n_in_order(r: redis.Redis, queue: str) -> None:
+    ids = Producer(r, queue).push_many(list(range(250)))
+    with Consumer(r, queue) as consumer:
+        batches = [consumer.next_batch(100, timeout=1.0) for _ in range(4)]
+        assert [len(b) for b in batches] == [100, 100, 50, 0]
+        assert [g.id for b in batches for g in b] == ids
+        assert [g.payload for b in batches for g in b] == list(range(250))
+
+
+def test_ack_many_is_one_round_trip(redis_url: str, r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(list(range(500)))
+    scripts.ACK.load(r)  # a server that already knows the script, as in steady state
+    client, trips = counting_client(redis_url)
+    with Consumer(client, queue) as consumer:
+        guards = consumer.next_batch(500, timeout=5.0)
+        before = trips.here()
+        assert consumer.ack_many(guards) == [True] * 500
+        assert trips.here() - before == 1
+        assert r.llen(consumer.processing_key) == 0
+    client.close()
+
+
+def test_ack_many_returns_false_for_a_message_no_longer_held(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(["a", "b", "c"])
+    with Consumer(r, queue) as consumer:
+        guards = consumer.next_batch(3, timeout=5.0)
+        r.lrem(consumer.processing_key, 1, guards[1].raw)  # as if the GC had recovered it
+        assert consumer.ack_many(guards) == [True, False, True]
+        assert all(g.settled for g in guards)
+
+
+def test_iteration_ends_after_close_from_another_thread(r: redis.Redis, queue: str) -> None:
+    consumer = Consumer(r, queue, block_time=0.5)
+    seen: list[MessageGuard] = []
+    thread = threading.Thread(target=lambda: seen.extend(consumer), daemon=True)
+    thread.start()
+    time.sleep(0.3)  # let it block in BLMOVE
+    assert thread.is_alive()
+    started = time.monotonic()
+    consumer.close()
+    thread.join(timeout=5.0)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 0.5 + 2.0
+    assert seen == []
+
+
+def test_close_hands_unsettled_messages_back_and_deregisters(r: redis.Redis, queue: str) -> None:
+    keys = QueueKeys(queue)
+    ids = Producer(r, queue).push_many(["a", "b", "c"])
+    consumer = Consumer(r, queue)
+    _take(consumer, 2)
+    assert r.llen(consumer.processing_key) == 2
+    consumer.close()
+    assert r.llen(keys.queue) == 3
+    assert r.exists(consumer.processing_key) == 0
+    assert r.zcard(keys.consumers) == 0
+    with Consumer(r, queue) as again:
+        guards = _take(again, 3)
+        assert [g.id for g in guards] == ids
+        assert again.ack_many(guards) == [True] * 3
+
+
+def test_a_consumer_hands_back_what_a_crashed_one_of_its_name_left(
+    r: redis.Redis, queue: str
+) -> None:
+    ids = Producer(r, queue).push_many(["a", "b", "c"])
+    crashed = Consumer(r, queue, name="worker-1")
+    _take(crashed, 2)
+    crashed._heartbeat.stop()  # it dies holding two messages, without close()
+    with Consumer(r, queue, name="worker-1") as successor:
+        guards = _take(successor, 3)
+        assert [g.id for g in guards] == ids
+        assert successor.ack_many(guards) == [True] * 3
+        assert r.llen(successor.processing_key) == 0
+        assert r.llen(QueueKeys(queue).queue) == 0
+
+
+def test_block_time_stays_below_the_client_socket_timeout(redis_url: str, queue: str) -> None:
+    client = redis.Redis.from_url(redis_url, socket_timeout=1)
+    with Consumer(client, queue, block_time=5.0) as consumer:
+        assert consumer.block <= 0.5
+        started = time.monotonic()
+        assert consumer.next(timeout=1.5) is None  # no socket timeout, no silent retries
+        assert time.monotonic() - started < 4.0
+    client.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: socket_timeout() reads connection_kwargs, where a from_url client has "
+    "no socket_timeout, yet its connections time out after redis-py's default 5 s",
+)
+def test_block_time_stays_below_the_default_socket_timeout(redis_url: str, queue: str) -> None:
+    client = redis.Redis.from_url(redis_url)  # as in the README: no socket_timeout given
+    connection = client.connection_pool.get_connection()
+    assert connection.socket_timeout == 5
+    client.connection_pool.release(connection)
+    with Consumer(client, queue, block_time=8.0) as consumer:
+        assert consumer.block <= 2.5  # redis-py's default socket timeout is 5 s
+    client.close()

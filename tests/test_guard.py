@@ -1,0 +1,192 @@
+"""MessageGuard: each way to settle a message, settle-once, and failures that leave it safe."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from orizuru_py import (
+    AlreadySettled,
+    Consumer,
+    DeadLetter,
+    GarbageCollector,
+    MessageGuard,
+    Producer,
+)
+from orizuru_py.envelope import Envelope
+
+from .support import Proxy
+
+Settle = Callable[[MessageGuard], bool]
+SETTLES: dict[str, Settle] = {
+    "ack": lambda g: g.ack(),
+    "reject": lambda g: g.reject(),
+    "push": lambda g: g.push(f"{g.queue}-other"),
+    "retry": lambda g: g.retry(delay=60.0),
+    "dead_letter": lambda g: g.dead_letter("settled by the test"),
+}
+
+
+@pytest.fixture
+def consumer(r: redis.Redis, queue: str) -> Iterator[Consumer]:
+    with Consumer(r, queue) as consumer:
+        yield consumer
+
+
+def _one(r: redis.Redis, consumer: Consumer, payload: object = "m") -> MessageGuard:
+    Producer(r, consumer.queue).push(payload)
+    guard = consumer.next(timeout=5.0)
+    assert guard is not None
+    return guard
+
+
+def _ids(r: redis.Redis, key: str) -> list[str]:
+    return [Envelope.decode(raw).id for raw in r.lrange(key, 0, -1)]
+
+
+def test_ack_removes_the_message_for_good(r: redis.Redis, consumer: Consumer) -> None:
+    guard = _one(r, consumer)
+    assert guard.ack() is True
+    assert guard.settled
+    assert r.llen(consumer.processing_key) == 0
+    assert r.llen(consumer.keys.queue) == 0
+    assert consumer.next(timeout=0) is None
+
+
+@pytest.mark.parametrize(("first", "second"), list(itertools.product(SETTLES, repeat=2)))
+def test_a_guard_settles_only_once(
+    r: redis.Redis, consumer: Consumer, first: str, second: str
+) -> None:
+    guard = _one(r, consumer)
+    assert SETTLES[first](guard) is True
+    with pytest.raises(AlreadySettled):
+        SETTLES[second](guard)
+
+
+def test_ack_is_false_once_the_gc_recovered_the_message(r: redis.Redis, queue: str) -> None:
+    dead = Consumer(r, queue, heartbeat_timeout=0.3)
+    guard = _one(r, dead)
+    dead._heartbeat.stop()  # it stops beating: to the GC it is dead
+    time.sleep(0.6)
+    report = GarbageCollector(r, queue).collect()
+    assert (report.consumers_reaped, report.requeued) == (1, 1)
+    assert guard.ack() is False
+    with Consumer(r, queue) as alive:
+        again = alive.next(timeout=5.0)
+        assert again is not None
+        assert (again.id, again.attempts) == (guard.id, 2)
+        assert again.ack() is True
+
+
+def test_clean_exit_of_the_with_block_acks(r: redis.Redis, consumer: Consumer) -> None:
+    with _one(r, consumer) as guard:
+        pass
+    assert guard.settled
+    assert r.llen(consumer.processing_key) == 0
+    assert r.exists(consumer.keys.unack, consumer.keys.queue) == 0
+
+
+def test_exception_in_the_with_block_rejects_and_propagates(
+    r: redis.Redis, consumer: Consumer
+) -> None:
+    with pytest.raises(KeyError, match="boom"), _one(r, consumer) as guard:
+        raise KeyError("boom")
+    assert guard.settled
+    assert r.llen(consumer.processing_key) == 0
+    assert _ids(r, consumer.keys.unack) == [guard.id]
+
+
+def test_a_guard_settled_inside_the_with_block_is_left_alone(
+    r: redis.Redis, consumer: Consumer
+) -> None:
+    with _one(r, consumer) as guard:
+        assert guard.dead_letter("handled by hand") is True
+    assert r.llen(consumer.keys.dead) == 1
+    assert r.exists(consumer.keys.unack, consumer.keys.queue) == 0
+
+
+def test_push_moves_the_message_to_another_queue_atomically(
+    r: redis.Redis, consumer: Consumer, queue: str
+) -> None:
+    guard = _one(r, consumer, {"to": "elsewhere"})
+    assert guard.push(f"{queue}-other") is True
+    assert r.llen(consumer.processing_key) == 0
+    assert r.llen(consumer.keys.queue) == 0
+    with Consumer(r, f"{queue}-other") as other:
+        moved = other.next(timeout=5.0)
+        assert moved is not None
+        assert (moved.id, moved.payload, moved.queue) == (
+            guard.id,
+            {"to": "elsewhere"},
+            f"{queue}-other",
+        )
+        assert moved.ack() is True
+
+
+def test_reject_goes_to_the_unack_list_and_the_gc_returns_it_counted(
+    r: redis.Redis, consumer: Consumer, queue: str
+) -> None:
+    guard = _one(r, consumer)
+    assert guard.reject() is True
+    assert _ids(r, consumer.keys.unack) == [guard.id]
+    assert consumer.next(timeout=0) is None
+    assert GarbageCollector(r, queue).collect().requeued == 1
+    again = consumer.next(timeout=5.0)
+    assert again is not None
+    assert (again.id, again.attempts) == (guard.id, 2)
+    assert r.llen(consumer.keys.unack) == 0
+
+
+def test_retry_comes_back_after_its_delay_counted(r: redis.Redis, consumer: Consumer) -> None:
+    guard = _one(r, consumer)
+    started = time.monotonic()
+    assert guard.retry(delay=0.5) is True
+    assert r.llen(consumer.processing_key) == 0
+    assert r.zcard(consumer.keys.delayed) == 1
+    assert consumer.next(timeout=0.3) is None
+    again = consumer.next(timeout=5.0)  # the consumer's heartbeat promotes it
+    assert again is not None
+    assert 0.45 <= time.monotonic() - started < 0.5 + 2.0
+    assert (again.id, again.attempts) == (guard.id, 2)
+    assert r.zcard(consumer.keys.delayed) == 0
+
+
+def test_dead_letter_records_the_reason(r: redis.Redis, consumer: Consumer) -> None:
+    guard = _one(r, consumer, {"bad": True})
+    assert guard.dead_letter("invalid address") is True
+    assert r.llen(consumer.processing_key) == 0
+    [record] = r.lrange(consumer.keys.dead, 0, -1)
+    dead = DeadLetter.decode(record)
+    assert dead.reason == "invalid address"
+    assert dead.raw == guard.raw
+    envelope = dead.envelope()
+    assert envelope is not None and envelope.id == guard.id
+
+
+@pytest.mark.parametrize("name", list(SETTLES))
+def test_a_settle_that_fails_on_the_connection_leaves_the_guard_unsettled(
+    redis_url: str, r: redis.Redis, queue: str, name: str
+) -> None:
+    Producer(r, queue).push("m")
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, retry=Retry(NoBackoff(), 0))
+        consumer = Consumer(client, queue)
+        guard = consumer.next(timeout=5.0)
+        assert guard is not None
+        proxy.cut()
+        with pytest.raises(redis.ConnectionError):
+            SETTLES[name](guard)
+        assert not guard.settled
+        assert r.lrange(consumer.processing_key, 0, -1) == [guard.raw]
+        proxy.restore()
+        assert SETTLES[name](guard) is True
+        assert guard.settled
+        assert r.llen(consumer.processing_key) == 0
+        consumer.close()
+        client.close()
