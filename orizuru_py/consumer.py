@@ -11,6 +11,7 @@ takes afterwards can be stranded.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -21,13 +22,14 @@ from collections.abc import Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
+from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import scripts
 from .codecs import Codec, MsgpackCodec
-from .envelope import Envelope
+from .envelope import fields
 from .errors import AlreadySettled, DecodeError
 from .guard import MessageGuard
 from .heartbeat import Heartbeat
@@ -48,12 +50,27 @@ def default_name() -> str:
 
 
 def socket_timeout(r: Any) -> float | None:
-    """The client's socket timeout in seconds, where it can be found (None: no timeout)."""
+    """The client's socket timeout in seconds (None: none). A client made by ``from_url``
+    leaves it out of its kwargs and gets the connection class's default (5 s in redis-py 8)."""
     for holder in (getattr(r, "connection_pool", None), getattr(r, "nodes_manager", None)):
         kwargs = getattr(holder, "connection_kwargs", None)
         if isinstance(kwargs, dict):
-            value = kwargs.get("socket_timeout")
+            if "socket_timeout" in kwargs:
+                value = kwargs["socket_timeout"]
+            else:
+                value = _default_socket_timeout(getattr(holder, "connection_class", Connection))
             return float(value) if value is not None else None
+    return None
+
+
+def _default_socket_timeout(cls: type) -> Any:
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get("socket_timeout")
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
     return None
 
 
@@ -262,10 +279,11 @@ class Consumer:
 
     def _guards(self, raws: list[bytes]) -> list[MessageGuard]:
         guards: list[MessageGuard] = []
+        decode, held = self.codec.decode, self._held
         for raw in raws:
             try:
-                env = Envelope.decode(raw)
-                payload = self.codec.decode(env.payload)
+                mid, enqueued_ms, data, deliveries = fields(raw)
+                payload = decode(data)
             except DecodeError as exc:
                 self._dead_letter_garbage(raw, f"undecodable: {exc.reason}")
                 continue
@@ -274,10 +292,8 @@ class Consumer:
                     raw, f"undecodable payload ({type(self.codec).__name__}): {exc}"
                 )
                 continue
-            self._held.add(raw)
-            guards.append(
-                MessageGuard(self, raw, env.id, payload, env.deliveries + 1, env.enqueued_ms)
-            )
+            held.add(raw)
+            guards.append(MessageGuard(self, raw, mid, payload, deliveries + 1, enqueued_ms))
         return guards
 
     def _dead_letter_garbage(self, raw: bytes, reason: str) -> None:

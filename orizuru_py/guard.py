@@ -42,7 +42,7 @@ class MessageGuard:
     def ack(self) -> bool:
         """Remove the message for good. False if it was no longer this consumer's."""
         self._check()
-        done = self.consumer.r.execute_command("LREM", self.consumer.processing_key, 1, self.raw)
+        done = self.consumer.r.execute_command("LREM", self.consumer.processing_key, -1, self.raw)
         return self._settle(done)
 
     def reject(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -86,6 +87,6 @@ def to_delay_ms(delay: float | None) -> int:
     """Validate a delay in seconds and return it in whole milliseconds (0: none)."""
     if delay is None:
         return 0
-    if not isinstance(delay, int | float) or delay != delay or delay < 0:
+    if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
         raise ValueError(f"delay must be a non-negative number of seconds, got {delay!r}")
     return int(delay * 1000)

@@ -5,7 +5,7 @@
 -- Returns how many were moved (a message no longer there is skipped).
 local now, moved = oz_now_ms(), 0
 for i = 2, #ARGV do
-  if redis.call("LREM", KEYS[1], 1, ARGV[i]) == 1 then
+  if redis.call("LREM", KEYS[1], -1, ARGV[i]) == 1 then
     redis.call("LPUSH", KEYS[2], oz_dead_record(ARGV[i], ARGV[1], now))
     moved = moved + 1
   end

@@ -5,6 +5,6 @@
 -- KEYS[2] target      list  the unack list, or another queue's list
 -- ARGV[1] the message's exact bytes
 -- Returns 1 when moved, 0 when it was no longer there.
-if redis.call("LREM", KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call("LREM", KEYS[1], -1, ARGV[1]) == 0 then return 0 end
 redis.call("LPUSH", KEYS[2], ARGV[1])
 return 1

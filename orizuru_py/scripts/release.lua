@@ -6,7 +6,7 @@
 -- Returns how many were handed back.
 local moved = 0
 for i = #ARGV, 1, -1 do
-  if redis.call("LREM", KEYS[1], 1, ARGV[i]) == 1 then
+  if redis.call("LREM", KEYS[1], -1, ARGV[i]) == 1 then
     redis.call("RPUSH", KEYS[2], ARGV[i])
     moved = moved + 1
   end

@@ -1,0 +1,512 @@
+"""Throughput of orizuru_py's own paths: ``orizuru bench``, and the building blocks of
+``benchmarks/run.py`` (which adds raw redis-py ceilings and the peer queues).
+
+Each measurement prefills what it consumes (untimed), times only the path itself
+and deletes its keys. Rounds are interleaved (A, B, C, A, B, C, ...) and each case
+reports its median, because the machines we measure on are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import gc
+import itertools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import redis
+
+from .consumer import Consumer
+from .keys import QueueKeys
+from .producer import Producer
+from .worker import Worker
+
+BATCH = 100  # messages per batch on every batched path
+_FILL_CHUNK = 10_000
+_WAIT = 120.0  # seconds any one measurement may wait for its messages
+
+
+def message(i: int) -> dict[str, str]:
+    """Message ``i``: distinct, and exactly 100 bytes as msgpack (as in the issue's figures)."""
+    return {"n": f"{i:08d}", "pad": "x" * 82}
+
+
+@attrs.define
+class Bench:
+    """Where measurements run: a server, a client, and a key prefix unique to this run."""
+
+    url: str
+    r: Any = attrs.field(init=False)
+    prefix: str = attrs.field(factory=lambda: f"bench-{os.urandom(4).hex()}")
+    _serial: Iterator[int] = attrs.field(factory=itertools.count, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.r = redis.Redis.from_url(self.url)
+
+    def queue(self, case: str) -> str:
+        """A fresh queue name for one measurement."""
+        return f"{case}-{next(self._serial)}"
+
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(queue, self.prefix)
+
+    def drop(self, queue: str) -> None:
+        """Delete every key of ``queue`` (benchmarks may SCAN; the library never does)."""
+        self._delete(f"{self.keys(queue).base}*")
+
+    def cleanup(self) -> None:
+        """Delete every key this run created, under any library's naming."""
+        self._delete(f"*{self.prefix}*")
+
+    def _delete(self, pattern: str) -> None:
+        batch: list[bytes] = []
+        for key in self.r.scan_iter(match=pattern, count=1000):
+            batch.append(key)
+            if len(batch) == 1000:
+                self.r.delete(*batch)
+                batch.clear()
+        if batch:
+            self.r.delete(*batch)
+
+
+@attrs.frozen
+class Result:
+    """One timed measurement."""
+
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+
+Measure = Callable[[Bench, int], Result]
+
+
+class Skipped(Exception):
+    """A case that cannot run here (a peer not installed); the message says why."""
+
+
+@attrs.frozen
+class Case:
+    """A named measurement, sized in messages, compared to ``ceiling`` when it has one."""
+
+    name: str
+    label: str
+    messages: int
+    measure: Measure
+    ceiling: str | None = None
+
+
+@attrs.define
+class Row:
+    """A case and what its rounds measured."""
+
+    case: Case
+    results: list[Result] = attrs.field(factory=list)
+    note: str | None = None
+
+    @property
+    def rates(self) -> list[float]:
+        return [r.rate for r in self.results]
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.rates) if self.results else None
+
+
+# -- the measurements ---------------------------------------------------------------
+
+
+def fill(b: Bench, queue: str, n: int, start: int = 0) -> None:
+    """Queue messages ``start`` to ``start + n`` with ``push_many`` (untimed setup)."""
+    producer = Producer(b.r, queue, prefix=b.prefix)
+    for lo in range(start, start + n, _FILL_CHUNK):
+        producer.push_many([message(i) for i in range(lo, min(lo + _FILL_CHUNK, start + n))])
+
+
+def push(b: Bench, n: int) -> Result:
+    """``Producer.push``, one message per call."""
+    queue = b.queue("push")
+    producer = Producer(b.r, queue, prefix=b.prefix)
+    payloads = [message(i) for i in range(n)]
+    t0 = time.perf_counter()
+    for p in payloads:
+        producer.push(p)
+    seconds = time.perf_counter() - t0
+    b.drop(queue)
+    return Result(n, seconds)
+
+
+def push_many(b: Bench, n: int) -> Result:
+    """``Producer.push_many`` in batches of ``BATCH``."""
+    queue = b.queue("push-many")
+    producer = Producer(b.r, queue, prefix=b.prefix)
+    batches = [[message(i) for i in range(lo, min(lo + BATCH, n))] for lo in range(0, n, BATCH)]
+    t0 = time.perf_counter()
+    for batch in batches:
+        producer.push_many(batch)
+    seconds = time.perf_counter() - t0
+    b.drop(queue)
+    return Result(n, seconds)
+
+
+def next_ack(b: Bench, n: int) -> Result:
+    """``Consumer.next`` then ``guard.ack``, one message at a time, from a full queue."""
+    queue = b.queue("next-ack")
+    fill(b, queue, n)
+    with Consumer(b.r, queue, prefix=b.prefix) as consumer:
+        seconds = take_single(consumer, n)
+    b.drop(queue)
+    return Result(n, seconds)
+
+
+def batch(b: Bench, n: int) -> Result:
+    """``Consumer.next_batch(BATCH)`` then ``Consumer.ack_many``, from a full queue."""
+    queue = b.queue("batch")
+    fill(b, queue, n)
+    with Consumer(b.r, queue, prefix=b.prefix) as consumer:
+        seconds = take_batches(consumer, n)
+    b.drop(queue)
+    return Result(n, seconds)
+
+
+def take_single(consumer: Consumer, n: int) -> float:
+    """Take and ack ``n`` waiting messages one at a time; return the seconds it took."""
+    t0 = time.perf_counter()
+    for _ in range(n):
+        guard = consumer.next(timeout=_WAIT)
+        if guard is None:
+            raise RuntimeError(f"queue {consumer.queue} ran dry")
+        guard.ack()
+    return time.perf_counter() - t0
+
+
+def take_batches(consumer: Consumer, n: int) -> float:
+    """Take and ack ``n`` waiting messages in batches; return the seconds it took."""
+    t0 = time.perf_counter()
+    got = 0
+    while got < n:
+        guards = consumer.next_batch(min(BATCH, n - got), timeout=_WAIT)
+        if not guards:
+            raise RuntimeError(f"queue {consumer.queue} ran dry")
+        consumer.ack_many(guards)
+        got += len(guards)
+    return time.perf_counter() - t0
+
+
+class Counter:
+    """A no-op job that counts its calls (``deque.append`` is atomic across threads)."""
+
+    def __init__(self) -> None:
+        self._calls: collections.deque[None] = collections.deque()
+
+    def __call__(self, *args: Any) -> None:
+        self._calls.append(None)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def wait(self, n: int, timeout: float = _WAIT) -> None:
+        """Return once called ``n`` times; raise ``TimeoutError`` after ``timeout`` s."""
+        wait_until(lambda: len(self) >= n, timeout, f"{len(self)} of {n} jobs ran")
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> None:
+    """Poll ``check`` every 2 ms until it is true; raise ``TimeoutError`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout:.0f} s: {what}")
+        time.sleep(0.002)
+
+
+def worker(b: Bench, n: int) -> Result:
+    """``Worker`` with a no-op handler at concurrency 8, timed from start until every
+    message is handled and acked (stopping it is not timed)."""
+    queue = b.queue("worker")
+    fill(b, queue, n)
+    name = f"bench-worker-{os.urandom(3).hex()}"
+    processing = b.keys(queue).processing(name)
+    handler = Counter()
+    w = Worker(b.r, queue, handler, concurrency=8, prefix=b.prefix, name=name)
+    thread = threading.Thread(target=w.run, name="bench-worker", daemon=True)
+    t0 = time.perf_counter()
+    thread.start()
+    try:
+        handler.wait(n)
+        wait_until(lambda: not b.r.llen(processing), _WAIT, "acks")
+        seconds = time.perf_counter() - t0
+    finally:
+        w.stop()
+        thread.join(_WAIT)
+    b.drop(queue)
+    return Result(n, seconds)
+
+
+@attrs.define
+class DepthProbe:
+    """Consume with ``depth`` other messages waiting: each step pushes ``BATCH`` more
+    (untimed) and takes them back (timed), so the backlog stays between ``depth`` and
+    ``depth + BATCH``. The backlog is filled on first use and kept across rounds."""
+
+    depth: int
+    batched: bool
+    queue: str | None = None
+    consumer: Consumer | None = None
+    _next: int = 0
+
+    def __call__(self, b: Bench, n: int) -> Result:
+        if self.queue is None or self.consumer is None:
+            self.queue = b.queue(f"depth-{self.depth}")
+            fill(b, self.queue, self.depth)
+            self.consumer = Consumer(b.r, self.queue, prefix=b.prefix)
+            self._next = self.depth
+        take = take_batches if self.batched else take_single
+        seconds, done = 0.0, 0
+        while done < n:
+            step = min(BATCH, n - done)
+            fill(b, self.queue, step, self._next)
+            self._next += step
+            seconds += take(self.consumer, step)
+            done += step
+        return Result(n, seconds)
+
+    def close(self, b: Bench) -> None:
+        """Close the consumer and delete the backlog (again: a no-op)."""
+        if self.consumer is not None and self.queue is not None:
+            self.consumer.close()
+            b.drop(self.queue)
+        self.consumer = self.queue = None
+
+
+def consumer_memory(
+    url: str, queue: str, prefix: str, n: int, every: int = 10_000
+) -> dict[str, Any]:
+    """Consume ``n`` waiting messages with the batch path, sampling this process's RSS
+    every ``every`` messages. Meant for a fresh interpreter (see ``run_isolated``)."""
+    r = redis.Redis.from_url(url)
+    consumer = Consumer(r, queue, prefix=prefix)
+    gc.collect()
+    base = rss_kib()
+    samples, seconds, done = [base], 0.0, 0
+    while done < n:
+        step = min(every, n - done)
+        seconds += take_batches(consumer, step)
+        done += step
+        samples.append(rss_kib())
+    consumer.close()
+    return {
+        "messages": n,
+        "seconds": seconds,
+        "rss_start_kib": base,
+        "rss_peak_kib": max(samples),
+        "rss_end_kib": samples[-1],
+        "rss_growth_kib": samples[-1] - base,
+        "sample_every": every,
+    }
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (Linux), or its peak where /proc is absent."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def orizuru_cases(single: int, batched: int, workers: int) -> list[Case]:
+    """orizuru_py's paths, sized in messages; ceilings name ``benchmarks/ceilings.py`` rows."""
+    return [
+        Case("push", "orizuru Producer.push", single, push, "raw_lpush"),
+        Case("next_ack", "orizuru next + ack", single, next_ack, "raw_blmove_lrem"),
+        Case("push_many", f"orizuru push_many ({BATCH})", batched, push_many, "raw_lpush_batch"),
+        Case("batch", f"orizuru next_batch({BATCH}) + ack_many", batched, batch, "raw_lua_batch"),
+        Case("worker", "orizuru Worker no-op, 8 threads", workers, worker),
+    ]
+
+
+# -- running and reporting ------------------------------------------------------------
+
+
+def run_rounds(
+    b: Bench, cases: Sequence[Case], rounds: int, log: Callable[[str], None] = print
+) -> dict[str, Row]:
+    """Run every case once per round, interleaved; a case that raises ``Skipped`` is
+    noted and left out of later rounds."""
+    rows = {c.name: Row(c) for c in cases}
+    for i in range(1, rounds + 1):
+        for case in cases:
+            row = rows[case.name]
+            if row.note:
+                continue
+            gc.collect()
+            try:
+                result = case.measure(b, case.messages)
+            except Skipped as exc:
+                row.note = str(exc)
+                log(f"  {case.name}: skipped ({exc})")
+                continue
+            row.results.append(result)
+            log(f"  round {i}/{rounds} {case.name:<18} {result.rate:>12,.0f} msg/s")
+    return rows
+
+
+def ratio(rows: Mapping[str, Row], a: str, b: str) -> float | None:
+    """median(a) / median(b), or None where either is missing."""
+    x = rows[a].median if a in rows else None
+    y = rows[b].median if b in rows else None
+    return x / y if x is not None and y else None
+
+
+def format_table(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> str:
+    """The rows as text: median rate, cost, spread, vs ceiling and vs each of ``compare``."""
+    compare = [c for c in compare if c in rows and rows[c].median]
+    head = f"{'case':<40} {'msg/s':>10} {'us/msg':>8} {'min..max msg/s':>19} {'vs ceiling':>11}"
+    head += "".join(f" {'x ' + c:>10}" for c in compare)
+    lines = [head, "-" * len(head)]
+    for name, row in rows.items():
+        median = row.median
+        if median is None:
+            lines.append(f"{row.case.label:<40} {'-':>10}  {row.note or 'no result'}")
+            continue
+        spread = f"{min(row.rates):,.0f}..{max(row.rates):,.0f}"
+        ceiling = ratio(rows, name, row.case.ceiling) if row.case.ceiling else None
+        line = f"{row.case.label:<40} {median:>10,.0f} {1e6 / median:>8.1f} {spread:>19}"
+        line += f" {_times(ceiling):>11}"
+        line += "".join(
+            f" {_times(ratio(rows, name, c) if c != name else None):>10}" for c in compare
+        )
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _times(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def rows_json(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> dict[str, Any]:
+    """The rows as JSON-ready data (every round's figures, medians, ratios)."""
+    out: dict[str, Any] = {}
+    for name, row in rows.items():
+        out[name] = {
+            "label": row.case.label,
+            "messages": row.case.messages,
+            "rates": row.rates,
+            "seconds": [r.seconds for r in row.results],
+            "median_rate": row.median,
+            "us_per_message": 1e6 / row.median if row.median else None,
+            "ceiling": row.case.ceiling,
+            "vs_ceiling": ratio(rows, name, row.case.ceiling) if row.case.ceiling else None,
+            "vs": {c: ratio(rows, name, c) for c in compare if c != name and c in rows},
+            "note": row.note,
+        }
+    return out
+
+
+def environment(b: Bench) -> dict[str, Any]:
+    """What a figure depends on: server, client, parser, machine and its load."""
+    info = b.r.info("server")
+    server = info.get("valkey_version") or info.get("redis_version")
+    return {
+        "server": f"{info.get('server_name', 'redis')} {server}",
+        "host": urllib.parse.urlsplit(b.url).netloc.rpartition("@")[2],
+        "python": platform.python_version(),
+        "redis_py": redis.__version__,
+        "hiredis": bool(redis.utils.HIREDIS_AVAILABLE),
+        "cpus": os.cpu_count(),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "prefix": b.prefix,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+@contextlib.contextmanager
+def server(url: str | None) -> Iterator[str]:
+    """``url``, or a private embedded server for the duration."""
+    if url:
+        yield url
+        return
+    from .embedded import EmbeddedServer
+
+    with EmbeddedServer() as embedded:
+        yield embedded.url
+
+
+def run_isolated(
+    module: str, function: str, kwargs: Mapping[str, Any], timeout: float, path: str = ""
+) -> Any:
+    """Call ``module.function(**kwargs)`` in a fresh interpreter and return its JSON result:
+    for peers that need the main thread, and for memory figures of a clean process."""
+    code = (
+        "import json, sys\n"
+        f"sys.path.insert(0, {path!r})\n"
+        f"from {module} import {function} as f\n"
+        "print(json.dumps(f(**json.loads(sys.argv[1]))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kwargs)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{module}.{function} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``orizuru bench``: orizuru_py's paths on one server, as a table (and JSON)."""
+    p = argparse.ArgumentParser(
+        prog="orizuru bench",
+        description="Measure orizuru_py's push, next+ack, batch and Worker throughput. "
+        "benchmarks/run.py adds raw redis-py ceilings and the peer queues.",
+    )
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="server to measure (default: $REDIS_URL, else a private embedded server)",
+    )
+    p.add_argument("--messages", type=int, default=10_000, help="messages per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args(argv)
+    if args.messages < 1 or args.rounds < 1:
+        p.error("--messages and --rounds must be positive")
+    with server(args.redis_url) as url:
+        b = Bench(url)
+        try:
+            env = environment(b)
+            print(f"orizuru bench on {env['server']}, {args.rounds} round(s):", flush=True)
+            rows = run_rounds(
+                b, orizuru_cases(args.messages, args.messages, args.messages), args.rounds
+            )
+        finally:
+            b.cleanup()
+    print(format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"environment": env, "rows": rows_json(rows)}, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
