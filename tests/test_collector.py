@@ -43,6 +43,19 @@ def test_reaps_only_consumers_whose_deadline_passed(r: redis.Redis, queue: str) 
         assert alive.ack_many(alive_guards) == [True, True]
 
 
+def test_a_reaped_consumers_messages_go_back_to_the_front_in_order(
+    r: redis.Redis, queue: str
+) -> None:
+    ids = Producer(r, queue).push_many(list(range(5)))
+    _dead_consumer(r, queue, holding=3)
+    assert GarbageCollector(r, queue).collect().requeued == 3
+    with Consumer(r, queue) as consumer:
+        guards = consumer.next_batch(5, timeout=5.0)
+        assert [g.id for g in guards] == ids
+        assert [g.attempts for g in guards] == [2, 2, 2, 1, 1]
+        consumer.ack_many(guards)
+
+
 def test_a_live_consumer_with_a_slow_handler_is_never_reaped(r: redis.Redis, queue: str) -> None:
     Producer(r, queue).push("slow")
     gc = GarbageCollector(r, queue)

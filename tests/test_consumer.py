@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from orizuru_py import Consumer, MessageGuard, Producer, scripts
+from orizuru_py import AlreadySettled, Consumer, MessageGuard, Producer, scripts
 from orizuru_py.keys import QueueKeys
 
-from .support import counting_client
+from .support import Proxy, counting_client
 
 
 def _take(consumer: Consumer, n: int) -> list[MessageGuard]:
@@ -135,11 +139,6 @@ def test_block_time_stays_below_the_client_socket_timeout(redis_url: str, queue:
     client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: socket_timeout() reads connection_kwargs, where a from_url client has "
-    "no socket_timeout, yet its connections time out after redis-py's default 5 s",
-)
 def test_block_time_stays_below_the_default_socket_timeout(redis_url: str, queue: str) -> None:
     client = redis.Redis.from_url(redis_url)  # as in the README: no socket_timeout given
     connection = client.connection_pool.get_connection()
@@ -147,4 +146,95 @@ def test_block_time_stays_below_the_default_socket_timeout(redis_url: str, queue
     client.connection_pool.release(connection)
     with Consumer(client, queue, block_time=8.0) as consumer:
         assert consumer.block <= 2.5  # redis-py's default socket timeout is 5 s
+    client.close()
+
+
+def test_ack_many_refuses_a_settled_guard_and_acks_none(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(["a", "b"])
+    with Consumer(r, queue) as consumer:
+        first, second = consumer.next_batch(2, timeout=5.0)
+        assert first.ack() is True
+        with pytest.raises(AlreadySettled):
+            consumer.ack_many([second, first])
+        assert not second.settled
+        assert r.lrange(consumer.processing_key, 0, -1) == [second.raw]
+
+
+def test_ack_many_refuses_another_consumers_guard(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(["a", "b"])
+    with Consumer(r, queue) as one, Consumer(r, queue) as other:
+        mine, theirs = one.next(timeout=5.0), other.next(timeout=5.0)
+        assert mine is not None and theirs is not None
+        with pytest.raises(ValueError, match="belongs to consumer"):
+            one.ack_many([mine, theirs])
+        assert not mine.settled and not theirs.settled
+
+
+@pytest.mark.parametrize("timeout", [-0.1, math.nan])
+def test_a_negative_or_nan_timeout_is_a_value_error(
+    r: redis.Redis, queue: str, timeout: float
+) -> None:
+    with Consumer(r, queue) as consumer, pytest.raises(ValueError, match="timeout"):
+        consumer.next(timeout=timeout)
+
+
+@pytest.mark.parametrize("n", [0, -1, 10_001, 2.0])
+def test_next_batch_size_must_be_an_int_from_1_to_10000(r: redis.Redis, queue: str, n: Any) -> None:
+    with Consumer(r, queue) as consumer, pytest.raises(ValueError, match="n must be"):
+        consumer.next_batch(n)
+
+
+def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
+    redis_url: str, r: redis.Redis, queue: str
+) -> None:
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+        consumer = Consumer(client, queue, block_time=0.2)
+        proxy.cut()
+        assert consumer.next(timeout=1.0) is None  # the errors were retried, not raised
+        proxy.restore()
+        mid = Producer(r, queue).push("after the outage")
+        guard = consumer.next(timeout=10.0)
+        assert guard is not None and guard.id == mid
+        assert guard.ack() is True
+        consumer.close()
+        client.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: a take that completes while close() waits for it returns its guard "
+    "although close() hands the same message back to the queue",
+)
+def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
+    r: redis.Redis, queue: str
+) -> None:
+    consumer = Consumer(r, queue, block_time=1.0)
+    taken: list[MessageGuard | None] = []
+    taker = threading.Thread(target=lambda: taken.append(consumer.next()), daemon=True)
+    taker.start()
+    time.sleep(0.2)  # blocked in BLMOVE
+    closer = threading.Thread(target=consumer.close, daemon=True)
+    closer.start()
+    time.sleep(0.1)  # close() is waiting for the take to end
+    Producer(r, queue).push("arrives during close")
+    taker.join(timeout=5.0)
+    closer.join(timeout=5.0)
+    assert not taker.is_alive() and not closer.is_alive()
+    delivered = sum(g is not None for g in taken)
+    handed_back = r.llen(QueueKeys(queue).queue)
+    assert delivered + handed_back == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core bug: with decode_responses=True, next() raises UnicodeDecodeError and "
+    "leaves the message in the processing list",
+)
+def test_a_client_that_decodes_responses_is_refused_at_construction(
+    redis_url: str, queue: str
+) -> None:
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
+    with pytest.raises(ValueError, match="decode_responses"):
+        Consumer(client, queue).close()
     client.close()

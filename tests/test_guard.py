@@ -190,3 +190,19 @@ def test_a_settle_that_fails_on_the_connection_leaves_the_guard_unsettled(
         assert r.llen(consumer.processing_key) == 0
         consumer.close()
         client.close()
+
+
+@pytest.mark.parametrize(
+    "settle",
+    [lambda g: g.retry(delay=-1.0), lambda g: g.push("no such{queue}"), lambda g: g.push("")],
+    ids=["retry-negative-delay", "push-braced-name", "push-empty-name"],
+)
+def test_bad_settle_arguments_raise_and_leave_the_guard_unsettled(
+    r: redis.Redis, consumer: Consumer, settle: Settle
+) -> None:
+    guard = _one(r, consumer)
+    with pytest.raises(ValueError):
+        settle(guard)
+    assert not guard.settled
+    assert r.lrange(consumer.processing_key, 0, -1) == [guard.raw]
+    assert guard.ack() is True

@@ -118,7 +118,6 @@ def test_bad_delay_is_a_value_error_with_nothing_queued(
     assert keys_of(r, queue) == []
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: an infinite delay raises OverflowError")
 def test_infinite_delay_is_a_value_error(r: redis.Redis, queue: str) -> None:
     with pytest.raises(ValueError, match="delay"):
         Producer(r, queue).push({"n": 1}, delay=math.inf)
