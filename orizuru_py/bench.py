@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -258,80 +257,6 @@ def worker(b: Bench, n: int) -> Result:
     return Result(n, seconds)
 
 
-@attrs.define
-class DepthProbe:
-    """Consume with ``depth`` other messages waiting: each step pushes ``BATCH`` more
-    (untimed) and takes them back (timed), so the backlog stays between ``depth`` and
-    ``depth + BATCH``. The backlog is filled on first use and kept across rounds."""
-
-    depth: int
-    batched: bool
-    queue: str | None = None
-    consumer: Consumer | None = None
-    _next: int = 0
-
-    def __call__(self, b: Bench, n: int) -> Result:
-        if self.queue is None or self.consumer is None:
-            self.queue = b.queue(f"depth-{self.depth}")
-            fill(b, self.queue, self.depth)
-            self.consumer = Consumer(b.r, self.queue, prefix=b.prefix)
-            self._next = self.depth
-        take = take_batches if self.batched else take_single
-        seconds, done = 0.0, 0
-        while done < n:
-            step = min(BATCH, n - done)
-            fill(b, self.queue, step, self._next)
-            self._next += step
-            seconds += take(self.consumer, step)
-            done += step
-        return Result(n, seconds)
-
-    def close(self, b: Bench) -> None:
-        """Close the consumer and delete the backlog (again: a no-op)."""
-        if self.consumer is not None and self.queue is not None:
-            self.consumer.close()
-            b.drop(self.queue)
-        self.consumer = self.queue = None
-
-
-def consumer_memory(
-    url: str, queue: str, prefix: str, n: int, every: int = 10_000
-) -> dict[str, Any]:
-    """Consume ``n`` waiting messages with the batch path, sampling this process's RSS
-    every ``every`` messages. Meant for a fresh interpreter (see ``run_isolated``)."""
-    r = redis.Redis.from_url(url)
-    consumer = Consumer(r, queue, prefix=prefix)
-    gc.collect()
-    base = rss_kib()
-    samples, seconds, done = [base], 0.0, 0
-    while done < n:
-        step = min(every, n - done)
-        seconds += take_batches(consumer, step)
-        done += step
-        samples.append(rss_kib())
-    consumer.close()
-    return {
-        "messages": n,
-        "seconds": seconds,
-        "rss_start_kib": base,
-        "rss_peak_kib": max(samples),
-        "rss_end_kib": samples[-1],
-        "rss_growth_kib": samples[-1] - base,
-        "sample_every": every,
-    }
-
-
-def rss_kib() -> int:
-    """This process's resident set size in KiB (Linux), or its peak where /proc is absent."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
 def orizuru_cases(single: int, batched: int, workers: int) -> list[Case]:
     """orizuru_py's paths, sized in messages; ceilings name ``benchmarks/ceilings.py`` rows."""
     return [
@@ -448,29 +373,6 @@ def server(url: str | None) -> Iterator[str]:
 
     with EmbeddedServer() as embedded:
         yield embedded.url
-
-
-def run_isolated(
-    module: str, function: str, kwargs: Mapping[str, Any], timeout: float, path: str = ""
-) -> Any:
-    """Call ``module.function(**kwargs)`` in a fresh interpreter and return its JSON result:
-    for peers that need the main thread, and for memory figures of a clean process."""
-    code = (
-        "import json, sys\n"
-        f"sys.path.insert(0, {path!r})\n"
-        f"from {module} import {function} as f\n"
-        "print(json.dumps(f(**json.loads(sys.argv[1]))))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(kwargs)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{module}.{function} failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:

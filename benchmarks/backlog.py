@@ -1,0 +1,120 @@
+"""What a backlog costs: the price per message with 10, 10^4 and 10^6 messages waiting,
+and the memory of a consumer process that works through 10^6 of them."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from pathlib import Path
+from typing import Any
+
+import attrs
+import redis
+from fresh import run_isolated
+
+from orizuru_py.bench import BATCH, Bench, Case, Result, fill, take_batches, take_single
+from orizuru_py.consumer import Consumer
+
+DEPTHS = (10, 10_000, 1_000_000)
+
+
+def depth_name(batched: bool, depth: int) -> str:
+    return f"depth_{'batch' if batched else 'single'}_{depth}"
+
+
+@attrs.define
+class DepthProbe:
+    """Consume with ``depth`` other messages waiting: each step pushes ``BATCH`` more
+    (untimed) and takes them back (timed), so the backlog stays between ``depth`` and
+    ``depth + BATCH``. The backlog is filled on first use and kept across rounds."""
+
+    depth: int
+    batched: bool
+    queue: str | None = None
+    consumer: Consumer | None = None
+    _next: int = 0
+
+    def __call__(self, b: Bench, n: int) -> Result:
+        if self.queue is None or self.consumer is None:
+            self.queue = b.queue(f"depth-{self.depth}")
+            fill(b, self.queue, self.depth)
+            self.consumer = Consumer(b.r, self.queue, prefix=b.prefix)
+            self._next = self.depth
+        take = take_batches if self.batched else take_single
+        seconds, done = 0.0, 0
+        while done < n:
+            step = min(BATCH, n - done)
+            fill(b, self.queue, step, self._next)
+            self._next += step
+            seconds += take(self.consumer, step)
+            done += step
+        return Result(n, seconds)
+
+    def close(self, b: Bench) -> None:
+        """Close the consumer and delete the backlog (again: a no-op)."""
+        if self.consumer is not None and self.queue is not None:
+            self.consumer.close()
+            b.drop(self.queue)
+        self.consumer = self.queue = None
+
+
+def depth_cases(single: int, batched: int) -> list[Case]:
+    """One probe per path and depth, depths adjacent so a round compares them close in time.
+    Each ``Case.measure`` is a ``DepthProbe``: close them all when done."""
+    cases = []
+    for is_batch in (False, True):
+        path = f"next_batch({BATCH})+ack_many" if is_batch else "next+ack"
+        n = batched if is_batch else single
+        for depth in DEPTHS:
+            label = f"{path}, {depth:,} queued"
+            cases.append(Case(depth_name(is_batch, depth), label, n, DepthProbe(depth, is_batch)))
+    return cases
+
+
+def memory(b: Bench, n: int) -> dict[str, Any]:
+    """RSS of a fresh consumer process taking ``n`` waiting messages by the batch path."""
+    queue = b.queue("memory")
+    fill(b, queue, n)
+    kwargs = {"url": b.url, "queue": queue, "prefix": b.prefix, "n": n}
+    try:
+        return run_isolated("backlog", "consumer_memory", kwargs, 900.0)  # type: ignore[no-any-return]
+    finally:
+        b.drop(queue)
+
+
+def consumer_memory(
+    url: str, queue: str, prefix: str, n: int, every: int = 10_000
+) -> dict[str, Any]:
+    """Consume ``n`` waiting messages with the batch path, sampling this process's RSS
+    every ``every`` messages. Meant for a fresh interpreter."""
+    r = redis.Redis.from_url(url)
+    consumer = Consumer(r, queue, prefix=prefix)
+    gc.collect()
+    base = rss_kib()
+    samples, seconds, done = [base], 0.0, 0
+    while done < n:
+        step = min(every, n - done)
+        seconds += take_batches(consumer, step)
+        done += step
+        samples.append(rss_kib())
+    consumer.close()
+    return {
+        "messages": n,
+        "seconds": seconds,
+        "rss_start_kib": base,
+        "rss_peak_kib": max(samples),
+        "rss_end_kib": samples[-1],
+        "rss_growth_kib": samples[-1] - base,
+        "sample_every": every,
+    }
+
+
+def rss_kib() -> int:
+    """This process's resident set size in KiB (Linux), or its peak where /proc is absent."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

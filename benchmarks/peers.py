@@ -1,0 +1,125 @@
+"""The peer queues on the same server, with the same no-op job (taking one 100-byte
+message as its argument), each in a fresh interpreter of its own: rq and huey
+install signal handlers, which only the main thread may do.
+
+- rq: ``SimpleWorker`` in burst mode. rq has no threads: one process, one job at a time.
+- dramatiq: ``RedisBroker`` and a ``Worker`` of 8 threads, default middleware.
+- huey: ``RedisHuey`` and its consumer with 8 thread workers.
+
+Each is timed from starting its worker until every job has run (and, where the
+peer acknowledges, been acknowledged); enqueuing is untimed. Every key carries the
+run's prefix, so the run's cleanup removes it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from fresh import run_isolated
+
+from orizuru_py.bench import Bench, Case, Counter, Result, Skipped, message
+
+_TIMEOUT = 600.0
+_DONE = Counter()
+
+
+def job(payload: Any) -> None:
+    """The no-op job every peer runs (a plain module-level function, as rq imports it)."""
+    _DONE(payload)
+
+
+def _rq(url: str, prefix: str, n: int) -> float:
+    from rq import Queue, SimpleWorker
+
+    r = redis.Redis.from_url(url)
+    queue = Queue(f"{prefix}-rq", connection=r)
+    for lo in range(0, n, 1000):
+        queue.enqueue_many(
+            [
+                Queue.prepare_data(job, args=(message(i),), job_id=f"{prefix}-rq-{i}")
+                for i in range(lo, min(lo + 1000, n))
+            ]
+        )
+    worker = SimpleWorker([queue], connection=r, name=f"{prefix}-rq-worker")
+    t0 = time.perf_counter()
+    worker.work(burst=True, logging_level="WARNING")
+    seconds = time.perf_counter() - t0
+    if len(_DONE) != n:
+        raise RuntimeError(f"rq ran {len(_DONE)} of {n} jobs")
+    # rq's global sets hold our names without our prefix in the key: remove them too.
+    r.srem("rq:queues", queue.key)
+    return seconds
+
+
+def _dramatiq(url: str, prefix: str, n: int) -> float:
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    broker = RedisBroker(url=url, namespace=f"{prefix}-dramatiq")
+    dramatiq.set_broker(broker)
+    noop = dramatiq.actor(job, queue_name="bench", broker=broker)
+    for i in range(n):
+        noop.send(message(i))
+    worker = dramatiq.Worker(broker, worker_threads=8)
+    t0 = time.perf_counter()
+    worker.start()
+    try:
+        _DONE.wait(n, _TIMEOUT)
+        broker.join("bench", interval=2, timeout=int(_TIMEOUT * 1000))  # acked too
+        seconds = time.perf_counter() - t0
+    finally:
+        worker.stop()
+    return seconds
+
+
+def _huey(url: str, prefix: str, n: int) -> float:
+    from huey import RedisHuey
+
+    huey = RedisHuey(name=f"{prefix}-huey", url=url)
+    noop = huey.task()(job)
+    for i in range(n):
+        noop(message(i))
+    consumer = huey.create_consumer(workers=8, worker_type="thread")
+    t0 = time.perf_counter()
+    consumer.start()
+    try:
+        _DONE.wait(n, _TIMEOUT)  # huey takes a job off Redis before it runs: no ack to wait for
+        seconds = time.perf_counter() - t0
+    finally:
+        consumer.stop(graceful=True)
+    return seconds
+
+
+_PEERS: dict[str, Callable[[str, str, int], float]] = {
+    "rq": _rq,
+    "dramatiq": _dramatiq,
+    "huey": _huey,
+}
+
+
+def measure(peer: str, url: str, prefix: str, messages: int) -> dict[str, float]:
+    """Run one peer in this (fresh) interpreter: its messages and seconds."""
+    return {"messages": messages, "seconds": _PEERS[peer](url, prefix, messages)}
+
+
+def _isolated(peer: str) -> Callable[[Bench, int], Result]:
+    def run(b: Bench, n: int) -> Result:
+        if importlib.util.find_spec(peer) is None:
+            raise Skipped(f"{peer} is not installed (pip install -e '.[bench]')")
+        kwargs = {"peer": peer, "url": b.url, "prefix": b.prefix, "messages": n}
+        return Result(**run_isolated("peers", "measure", kwargs, _TIMEOUT))
+
+    return run
+
+
+def cases(rq: int, dramatiq: int, huey: int) -> list[Case]:
+    """The three peers, sized in jobs (rq is about ten times slower than the others)."""
+    return [
+        Case("rq", "rq SimpleWorker burst, 1 process", rq, _isolated("rq")),
+        Case("dramatiq", "dramatiq Worker, 8 threads", dramatiq, _isolated("dramatiq")),
+        Case("huey", "huey consumer, 8 threads", huey, _isolated("huey")),
+    ]

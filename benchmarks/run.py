@@ -1,0 +1,208 @@
+"""The one benchmark command: raw redis-py ceilings, orizuru_py's paths, its Worker and
+the peer queues, on one server in one run, as a table, PASS/MISS per target, and JSON.
+
+    python benchmarks/run.py [--smoke] [--redis-url URL] [--json out.json]
+
+With no ``--redis-url`` (or ``REDIS_URL``) a private embedded Valkey is started.
+Rounds are interleaved (every case once per round) and medians reported. Then the
+cost per message with 10, 10^4 and 10^6 messages waiting, and the RSS of a fresh
+consumer process over 10^6 messages. ``--smoke``: a few hundred messages, ceilings
+and orizuru paths only, one round, so a test can keep the benchmark working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import backlog
+import ceilings
+import peers
+from backlog import DEPTHS, depth_name
+
+from orizuru_py import bench
+from orizuru_py.bench import Case, Row
+
+PEERS = ("rq", "dramatiq", "huey")
+DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
+
+
+@attrs.frozen
+class Target:
+    """median(case) against median(reference): a rate ratio that must reach ``threshold``,
+    or (``cost``) a cost-per-message ratio that must stay within it."""
+
+    label: str
+    case: str
+    reference: str
+    threshold: float
+    cost: bool = False
+
+    def check(self, rows: dict[str, Row]) -> tuple[float | None, str]:
+        value = bench.ratio(rows, self.reference if self.cost else self.case,
+                            self.case if self.cost else self.reference)
+        if value is None:
+            return None, "n/a"
+        ok = value <= self.threshold if self.cost else value >= self.threshold
+        return value, "PASS" if ok else "MISS"
+
+
+TARGETS = (
+    Target("Worker no-op >= 20x huey", "worker", "huey", 20.0),
+    Target("Worker no-op >= 30x dramatiq", "worker", "dramatiq", 30.0),
+    Target("next_batch+ack_many >= 0.9x batched Lua ceiling", "batch", "raw_lua_batch", 0.9),
+    Target("push >= 0.9x raw LPUSH", "push", "raw_lpush", 0.9),
+    Target("next+ack >= 0.9x raw BLMOVE+LREM", "next_ack", "raw_blmove_lrem", 0.9),
+    *(
+        Target(
+            f"{'batch' if batched else 'next+ack'}: cost/msg at 10^6 queued <= 1.1x at 10",
+            depth_name(batched, DEPTHS[-1]),
+            depth_name(batched, DEPTHS[0]),
+            1.1,
+            cost=True,
+        )
+        for batched in (False, True)
+    ),
+)
+
+
+@attrs.frozen
+class Sizes:
+    """Messages per measurement (rq is about ten times slower than anything else)."""
+
+    single: int
+    batched: int
+    worker: int
+    rq: int
+    dramatiq: int
+    huey: int
+    depth_single: int
+    depth_batched: int
+    memory: int
+
+    def scaled(self, k: float) -> Sizes:
+        return Sizes(*(max(1, round(v * k)) if v else 0 for v in attrs.astuple(self)))
+
+
+FULL = Sizes(5_000, 100_000, 50_000, 1_000, 5_000, 5_000, 3_000, 30_000, 1_000_000)
+SMOKE = Sizes(300, 1_000, 300, 0, 0, 0, 0, 0, 0)
+
+
+def main_cases(s: Sizes, with_peers: bool) -> list[Case]:
+    cases = ceilings.cases(s.single, s.batched)
+    cases += bench.orizuru_cases(s.single, s.batched, s.worker)
+    if with_peers:
+        cases += peers.cases(s.rq, s.dramatiq, s.huey)
+    return cases
+
+
+def report(rows: dict[str, Row], depth: dict[str, Row], mem: dict[str, Any] | None) -> str:
+    peers_here = [p for p in PEERS if p in rows]
+    lines = [bench.format_table(rows, peers_here)]
+    if depth:
+        lines += ["", "Cost per message by backlog:", bench.format_table(depth)]
+    if mem:
+        mib = 1024
+        lines += [
+            "",
+            f"Consumer memory over {mem['messages']:,} messages (batch path, fresh process): "
+            f"RSS {mem['rss_start_kib'] / mib:.1f} MiB at start, "
+            f"peak {mem['rss_peak_kib'] / mib:.1f} MiB, "
+            f"end {mem['rss_end_kib'] / mib:.1f} MiB "
+            f"(growth {mem['rss_growth_kib'] / mib:+.1f} MiB; "
+            f"{mem['messages'] / mem['seconds']:,.0f} msg/s)",
+        ]
+    lines += ["", "Targets (medians of interleaved rounds):"]
+    every = {**rows, **depth}
+    for t in TARGETS:
+        value, status = t.check(every)
+        shown = "-" if value is None else f"{value:.2f}x"
+        lines.append(f"  {status:<4}  {t.label:<52} {shown}")
+    return "\n".join(lines)
+
+
+def targets_json(rows: dict[str, Row]) -> list[dict[str, Any]]:
+    out = []
+    for t in TARGETS:
+        value, status = t.check(rows)
+        out.append({**attrs.asdict(t), "value": value, "status": status})
+    return out
+
+
+def _close(b: bench.Bench, cases: list[Case]) -> None:
+    for case in cases:
+        assert isinstance(case.measure, backlog.DepthProbe)
+        case.measure.close(b)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--smoke", action="store_true", help="a few hundred messages, a few seconds")
+    p.add_argument(
+        "--redis-url",
+        default=os.environ.get("REDIS_URL"),
+        help="server to measure (default: $REDIS_URL, else a private embedded Valkey)",
+    )
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default: {DEFAULT_JSON}")
+    p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; smoke 1)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
+    p.add_argument("--no-peers", action="store_true", help="leave out rq, dramatiq and huey")
+    p.add_argument("--no-depth", action="store_true", help="leave out the backlog and memory runs")
+    args = p.parse_args(argv)
+    if (args.rounds is not None and args.rounds < 1) or not args.scale > 0:
+        p.error("--rounds and --scale must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = (SMOKE if args.smoke else FULL).scaled(args.scale)
+    rounds = args.rounds or (1 if args.smoke else 3)
+    deep = not (args.smoke or args.no_depth)
+    with bench.server(args.redis_url) as url:
+        b = bench.Bench(url)
+        deep_cases: list[Case] = []
+        depth: dict[str, Row] = {}
+        mem = None
+        try:
+            env = bench.environment(b)
+            print(f"benchmark on {env['server']} at {env['host']}, {rounds} round(s), "
+                  f"load {env['loadavg']}", flush=True)
+            rows = bench.run_rounds(b, main_cases(sizes, not (args.smoke or args.no_peers)), rounds)
+            if deep:
+                print("backlog:", flush=True)
+                deep_cases = backlog.depth_cases(sizes.depth_single, sizes.depth_batched)
+                depth = bench.run_rounds(b, deep_cases, rounds)
+                _close(b, deep_cases)
+                print(f"memory: a consumer process takes {sizes.memory:,} messages", flush=True)
+                mem = backlog.memory(b, sizes.memory)
+            env["loadavg_end"] = os.getloadavg()
+        finally:
+            _close(b, deep_cases)
+            b.cleanup()
+    print()
+    print(report(rows, depth, mem))
+    data = {
+        "environment": env,
+        "settings": {"smoke": args.smoke, "rounds": rounds, "sizes": attrs.asdict(sizes)},
+        "rows": bench.rows_json(rows, [p for p in PEERS if p in rows]),
+        "depth": bench.rows_json(depth),
+        "memory": mem,
+        "targets": targets_json({**rows, **depth}),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The benchmarks keep working: a smoke run reports every row with a positive rate and
+leaves no key behind. Rates are never compared with each other or with a time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from orizuru_py import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+CEILINGS = {"raw_lpush", "raw_blmove_lrem", "raw_lpush_batch", "raw_lua_batch"}
+ORIZURU = {"push", "next_ack", "push_many", "batch", "worker"}
+
+
+@pytest.fixture(scope="module")
+def smoke(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/run.py", "--smoke", "--redis-url", redis_url,
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+def test_smoke_run_reports_every_ceiling_and_orizuru_path(smoke: dict[str, Any]) -> None:
+    assert set(smoke["rows"]) == CEILINGS | ORIZURU
+
+
+def test_smoke_run_measures_each_row_once_with_a_positive_rate(smoke: dict[str, Any]) -> None:
+    rows = smoke["rows"]
+    assert {name: len(row["rates"]) for name, row in rows.items()} == dict.fromkeys(rows, 1)
+    assert [name for name, row in rows.items() if not row["median_rate"] > 0] == []
+
+
+def test_smoke_run_compares_each_orizuru_path_to_its_ceiling(smoke: dict[str, Any]) -> None:
+    ratios = {name: smoke["rows"][name]["vs_ceiling"] for name in ORIZURU - {"worker"}}
+    assert [name for name, value in ratios.items() if not value > 0] == []
+
+
+def test_smoke_run_judges_every_target_it_measured(smoke: dict[str, Any]) -> None:
+    statuses = {t["case"] + "/" + t["reference"]: t["status"] for t in smoke["targets"]}
+    assert statuses["batch/raw_lua_batch"] in ("PASS", "MISS")
+    assert statuses["push/raw_lpush"] in ("PASS", "MISS")
+    assert statuses["next_ack/raw_blmove_lrem"] in ("PASS", "MISS")
+    assert statuses["worker/huey"] == "n/a"  # no peers in a smoke run
+
+
+def test_smoke_run_leaves_no_key_behind(smoke: dict[str, Any], redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    prefix = smoke["environment"]["prefix"]
+    assert list(r.scan_iter(match=f"*{prefix}*", count=1000)) == []
+
+
+def test_orizuru_bench_prints_a_row_per_path_and_writes_them(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    code = bench.main(["--redis-url", redis_url, "--messages", "200", "--rounds", "1",
+                       "--json", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {name: len(row["rates"]) for name, row in rows.items()} == dict.fromkeys(ORIZURU, 1)
+    printed = capsys.readouterr().out
+    assert [row["label"] for row in rows.values() if row["label"] not in printed] == []
