@@ -1,8 +1,9 @@
 """Worker: a thread pool that runs a function on every message of a queue.
 
-One consumer feeds it. The calling thread fetches in batches (never holding
-more than ``concurrency + prefetch`` messages), ``concurrency`` threads run the
-handler, and one thread acks their successes in batches. A handler that
+One consumer feeds it. The calling thread fetches in batches, never having
+more than ``concurrency + prefetch`` messages in hand (taken, not yet handled),
+``concurrency`` threads run the handler on chunks of each batch, and one thread
+acks their successes in batches while the next ones are fetched. A handler that
 raises is retried after a backoff, and dead-lettered with the exception's text
 once the message has been delivered ``max_attempts`` times. A garbage collector
 runs alongside, so a deployment made only of workers recovers everything.
@@ -43,6 +44,7 @@ Handler = Callable[[Any], Any]
 DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_GC_INTERVAL = 5.0
 _ACK_BATCH = 1000
+_MIN_CHUNK = 4  # fewer, larger chunks: each hand-off between threads costs a GIL switch
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -73,7 +75,7 @@ class Worker:
             raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        prefetch = concurrency if prefetch is None else prefetch
+        prefetch = 4 * concurrency if prefetch is None else prefetch
         if not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         if gc_interval is not None and not gc_interval > 0:
@@ -82,7 +84,7 @@ class Worker:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.backoff: Backoff = backoff or Exponential()
-        self.max_held = min(concurrency + prefetch, MAX_BATCH)
+        self.max_in_hand = min(concurrency + prefetch, MAX_BATCH)
         self.drain_timeout = drain_timeout
         self.pass_guard = pass_guard
         self._consumer_args: dict[str, Any] = dict(
@@ -94,10 +96,11 @@ class Worker:
         self._stopping = threading.Event()
         self._aborted = threading.Event()
         self._started = False
-        self._held = 0
+        self._in_hand = 0
         self._room = threading.Condition()
-        self._work: _queue.SimpleQueue[MessageGuard | None] = _queue.SimpleQueue()
-        self._acks: _queue.SimpleQueue[MessageGuard | None] = _queue.SimpleQueue()
+        # Guards travel in chunks: a queue operation per chunk, not per message.
+        self._work: _queue.SimpleQueue[list[MessageGuard] | None] = _queue.SimpleQueue()
+        self._acks: _queue.SimpleQueue[list[MessageGuard] | None] = _queue.SimpleQueue()
         self.consumer: Consumer | None = None
 
     def stop(self) -> None:
@@ -150,19 +153,23 @@ class Worker:
             guards = consumer.next_batch(room, timeout=consumer.block)
             if guards:
                 with self._room:
-                    self._held += len(guards)
-                for g in guards:
-                    self._work.put(g)
+                    self._in_hand += len(guards)
+                # One chunk per thread, so every thread gets work and none waits on
+                # another's chunk while messages are left.
+                chunks = min(self.concurrency, -(-len(guards) // _MIN_CHUNK))
+                for i in range(chunks):
+                    self._work.put(guards[i::chunks])
 
     def _wait_for_room(self) -> int:
         with self._room:
-            while self._held >= self.max_held and not self._stopping.is_set():
+            while self._in_hand >= self.max_in_hand and not self._stopping.is_set():
                 self._room.wait()
-            return 0 if self._stopping.is_set() else self.max_held - self._held
+            return 0 if self._stopping.is_set() else self.max_in_hand - self._in_hand
 
-    def _settled(self, n: int) -> None:
+    def _handled(self, n: int) -> None:
+        """n messages left the workers' hands (handled, or handed back): room for more."""
         with self._room:
-            self._held -= n
+            self._in_hand -= n
             self._room.notify_all()
 
     def _drain(self, consumer: Consumer, threads: list[threading.Thread]) -> bool:
@@ -173,14 +180,13 @@ class Worker:
         unstarted: list[MessageGuard] = []
         while True:
             try:
-                g = self._work.get_nowait()
+                chunk = self._work.get_nowait()
             except _queue.Empty:
                 break
-            if g is not None:
-                unstarted.append(g)
+            unstarted.extend(chunk or ())
         if unstarted:
             self._retrying(partial(consumer.release, unstarted), unstarted, "hand back unstarted")
-            self._settled(len(unstarted))
+            self._handled(len(unstarted))
         for _ in range(self.concurrency):
             self._work.put(None)
         end = time.monotonic() + self.drain_timeout
@@ -206,16 +212,19 @@ class Worker:
 
     def _work_loop(self) -> None:
         get, handler, pass_guard = self._work.get, self.handler, self.pass_guard
-        while (guard := get()) is not None:
-            try:
-                handler(guard if pass_guard else guard.payload)
-            except Exception as exc:
-                self._failed(guard, exc)
-                continue
-            if guard.settled:  # the handler settled it itself (pass_guard)
-                self._settled(1)
-            else:
-                self._acks.put(guard)
+        while (chunk := get()) is not None:
+            done = []
+            for guard in chunk:
+                try:
+                    handler(guard if pass_guard else guard.payload)
+                except Exception as exc:
+                    self._failed(guard, exc)
+                    continue
+                if not guard.settled:  # unless the handler settled it itself (pass_guard)
+                    done.append(guard)
+            if done:
+                self._acks.put(done)
+            self._handled(len(chunk))
 
     def _failed(self, guard: MessageGuard, exc: Exception) -> None:
         reason = f"{type(exc).__name__}: {exc}"
@@ -243,30 +252,27 @@ class Worker:
                 reason,
             )
             self._retrying(partial(guard.retry, delay), [guard], "retry")
-        self._settled(1)
 
     # -- the acking thread ----------------------------------------------------------------
 
     def _ack_loop(self) -> None:
         assert self.consumer is not None
         consumer, get, get_nowait = self.consumer, self._acks.get, self._acks.get_nowait
-        done = False
-        while not done:
-            first = get()
-            if first is None:
+        last = False
+        while not last:
+            batch = get()
+            if batch is None:
                 return
-            batch = [first]
             while len(batch) < _ACK_BATCH:
                 try:
-                    g = get_nowait()
+                    more = get_nowait()
                 except _queue.Empty:
                     break
-                if g is None:
-                    done = True
+                if more is None:
+                    last = True
                     break
-                batch.append(g)
+                batch = batch + more
             self._retrying(partial(consumer.ack_many, batch), batch, "ack")
-            self._settled(len(batch))
 
     def _retrying(self, action: Callable[[], Any], guards: list[MessageGuard], what: str) -> None:
         """Run a settling step, retrying connection errors with backoff until it succeeds,
