@@ -13,6 +13,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from . import scripts
 from .errors import AlreadySettled
@@ -52,11 +54,20 @@ class MessageGuard:
         return self._settle(scripts.MOVE(self.consumer.r, keys, (self.raw,)))
 
     def push(self, queue: str) -> bool:
-        """Move the message, unchanged, to the back of another queue in one step."""
+        """Move the message, unchanged, to the back of another queue in one step.
+
+        On Redis Cluster two queues live in different slots, where no step can
+        touch both: there it is copied first and then removed, so a crash in
+        between duplicates the message but never loses it.
+        """
         self._check()
+        r = self.consumer.r
         target = QueueKeys(queue, self.consumer.keys.prefix).queue
-        keys = (self.consumer.processing_key, target)
-        return self._settle(scripts.MOVE(self.consumer.r, keys, (self.raw,)))
+        source = self.consumer.processing_key
+        if isinstance(r, RedisCluster) and key_slot(target.encode()) != key_slot(source.encode()):
+            self.consumer.r.execute_command("LPUSH", target, self.raw)
+            return self._settle(self.consumer.r.execute_command("LREM", source, -1, self.raw))
+        return self._settle(scripts.MOVE(r, (source, target), (self.raw,)))
 
     def retry(self, delay: float = 0.0) -> bool:
         """Back to this queue after ``delay`` seconds, this delivery counted."""
