@@ -73,7 +73,8 @@ def counting_client(url: str, **kwargs: Any) -> tuple[redis.Redis, RoundTrips]:
 
 class Proxy:
     """A loopback TCP proxy to a Redis server that a test can cut and restore, so a client
-    meets real connection failures: open sockets are reset and new connects are refused."""
+    meets real connection failures: open sockets are reset and new connects are refused.
+    While muted it drops the server's replies: the server acts, the client never hears."""
 
     def __init__(self, redis_url: str) -> None:
         parsed = urllib.parse.urlsplit(redis_url)
@@ -82,6 +83,7 @@ class Proxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.muted = threading.Event()
         self._listener = self._listen(0)
         self.port: int = self._listener.getsockname()[1]
         self._acceptor = self._start_acceptor()
@@ -142,14 +144,14 @@ class Proxy:
             upstream.settimeout(None)
             with self._lock:
                 self._sockets.update((client, upstream))
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            for src, dst, mutable in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(src, dst, mutable), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, mutable: bool) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if not (mutable and self.muted.is_set()):
+                    dst.sendall(data)
         except OSError:
             pass
         with contextlib.suppress(OSError):

@@ -134,7 +134,23 @@ def test_report_counts_are_exact(r: redis.Redis, queue: str) -> None:
     assert GarbageCollector(r, queue).collect() == CollectReport()
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, "3"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0,
+        -1,
+        1.5,
+        "3",
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="core bug: a bool passes as an int; every collect() then fails with "
+                "redis DataError",
+            ),
+        ),
+    ],
+)
 def test_max_attempts_must_be_a_positive_int_or_none(
     r: redis.Redis, queue: str, value: Any
 ) -> None:

@@ -15,7 +15,7 @@ from redis.retry import Retry
 from orizuru_py import AlreadySettled, Consumer, MessageGuard, Producer, scripts
 from orizuru_py.keys import QueueKeys
 
-from .support import Proxy, counting_client
+from .support import Proxy, counting_client, wait_for
 
 
 def _take(consumer: Consumer, n: int) -> list[MessageGuard]:
@@ -178,6 +178,28 @@ def test_a_negative_or_nan_timeout_is_a_value_error(
         consumer.next(timeout=timeout)
 
 
+@pytest.mark.parametrize(
+    "heartbeat_timeout",
+    [
+        0.1,
+        -1.0,
+        math.nan,
+        pytest.param(
+            math.inf,
+            marks=pytest.mark.xfail(
+                strict=True, reason="core bug: an infinite heartbeat_timeout raises OverflowError"
+            ),
+        ),
+    ],
+)
+def test_heartbeat_timeout_must_be_a_finite_number_of_at_least_0_2_s(
+    r: redis.Redis, queue: str, heartbeat_timeout: float
+) -> None:
+    with pytest.raises(ValueError, match="heartbeat_timeout"):
+        Consumer(r, queue, heartbeat_timeout=heartbeat_timeout)
+    assert r.exists(QueueKeys(queue).consumers) == 0
+
+
 @pytest.mark.parametrize("n", [0, -1, 10_001, 2.0])
 def test_next_batch_size_must_be_an_int_from_1_to_10000(r: redis.Redis, queue: str, n: Any) -> None:
     with Consumer(r, queue) as consumer, pytest.raises(ValueError, match="n must be"):
@@ -238,3 +260,29 @@ def test_a_client_that_decodes_responses_is_refused_at_construction(
     with pytest.raises(ValueError, match="decode_responses"):
         Consumer(client, queue).close()
     client.close()
+
+
+def test_a_take_whose_reply_was_lost_is_handed_back_and_delivered(
+    redis_url: str, r: redis.Redis, queue: str
+) -> None:
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=1.0, retry=Retry(NoBackoff(), 0))
+        consumer = Consumer(client, queue, block_time=0.3)
+        assert consumer.next(timeout=0) is None  # its first take is done (and its scripts loaded)
+        proxy.muted.set()  # takes still happen on the server; their replies are dropped
+        mid = Producer(r, queue).push("taken in the dark")
+        taken: list[MessageGuard | None] = []
+        taker = threading.Thread(target=lambda: taken.append(consumer.next(timeout=15.0)))
+        taker.start()
+        wait_for(lambda: r.llen(consumer.processing_key) == 1, timeout=5.0)
+        proxy.muted.clear()
+        taker.join(timeout=20.0)
+        assert not taker.is_alive()
+        [guard] = taken
+        assert guard is not None
+        assert (guard.id, guard.attempts) == (mid, 1)
+        assert r.lrange(consumer.processing_key, 0, -1) == [guard.raw]
+        assert r.llen(QueueKeys(queue).queue) == 0
+        assert guard.ack() is True
+        consumer.close()
+        client.close()

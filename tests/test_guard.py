@@ -18,11 +18,14 @@ from orizuru_py import (
     GarbageCollector,
     MessageGuard,
     Producer,
+    scripts,
 )
 from orizuru_py.envelope import Envelope
+from orizuru_py.keys import QueueKeys
 
 from .support import Proxy
 
+ALL_SCRIPTS = [s for s in vars(scripts).values() if isinstance(s, scripts.Script)]
 Settle = Callable[[MessageGuard], bool]
 SETTLES: dict[str, Settle] = {
     "ack": lambda g: g.ack(),
@@ -206,3 +209,44 @@ def test_bad_settle_arguments_raise_and_leave_the_guard_unsettled(
     assert not guard.settled
     assert r.lrange(consumer.processing_key, 0, -1) == [guard.raw]
     assert guard.ack() is True
+
+
+def _holding(r: redis.Redis, consumer: Consumer, key_of_target: str) -> int:
+    """How many copies of the consumer's one message sit in ``key_of_target`` (list or zset)."""
+    kind = r.type(key_of_target)
+    if kind == b"zset":
+        return int(r.zcard(key_of_target))
+    return int(r.llen(key_of_target))
+
+
+@pytest.mark.parametrize("name", list(SETTLES))
+def test_a_settle_whose_reply_was_lost_is_applied_once(
+    redis_url: str, r: redis.Redis, queue: str, name: str
+) -> None:
+    Producer(r, queue).push("m")
+    keys = QueueKeys(queue)
+    target = {
+        "ack": None,
+        "reject": keys.unack,
+        "push": QueueKeys(f"{queue}-other").queue,
+        "retry": keys.delayed,
+        "dead_letter": keys.dead,
+    }[name]
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=0.5, retry=Retry(NoBackoff(), 0))
+        consumer = Consumer(client, queue)
+        guard = consumer.next(timeout=5.0)
+        assert guard is not None
+        for script in ALL_SCRIPTS:  # a NOSCRIPT reply would mean nothing was applied
+            script.load(r)
+        proxy.muted.set()  # the server settles it; the reply never arrives
+        with pytest.raises(redis.TimeoutError):
+            SETTLES[name](guard)
+        assert not guard.settled
+        proxy.muted.clear()
+        assert SETTLES[name](guard) is False  # no longer held: settled by the first call
+        assert guard.settled
+        assert r.llen(consumer.processing_key) == 0
+        assert target is None or _holding(r, consumer, target) == 1
+        consumer.close()
+        client.close()
