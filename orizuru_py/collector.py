@@ -23,7 +23,9 @@ from .keys import QueueKeys
 log = logging.getLogger("orizuru_py.collector")
 
 DEFAULT_MAX_ATTEMPTS = 5
-_BATCH = 1000  # messages or consumers per script call, so no call blocks Redis for long
+# Consumers listed, or rejected messages moved, per script call, so no call blocks Redis
+# for long. A reaped consumer's list goes back in one call: it holds one batch or so.
+_BATCH = 1000
 
 
 @attrs.frozen
@@ -44,7 +46,7 @@ class CollectReport:
 def _validate_max_attempts(value: int | None) -> int:
     if value is None:
         return 0
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"max_attempts must be None or an int >= 1, got {value!r}")
     return value
 

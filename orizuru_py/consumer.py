@@ -24,7 +24,6 @@ from typing import Any
 
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import scripts
@@ -49,18 +48,30 @@ def default_name() -> str:
     return f"{host[:64]}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
-def socket_timeout(r: Any) -> float | None:
-    """The client's socket timeout in seconds (None: none). A client made by ``from_url``
-    leaves it out of its kwargs and gets the connection class's default (5 s in redis-py 8)."""
+def _connection_options(r: Any) -> tuple[dict[str, Any], type]:
+    """The keyword arguments and class the client makes its connections with."""
     for holder in (getattr(r, "connection_pool", None), getattr(r, "nodes_manager", None)):
         kwargs = getattr(holder, "connection_kwargs", None)
         if isinstance(kwargs, dict):
-            if "socket_timeout" in kwargs:
-                value = kwargs["socket_timeout"]
-            else:
-                value = _default_socket_timeout(getattr(holder, "connection_class", Connection))
-            return float(value) if value is not None else None
-    return None
+            return kwargs, getattr(holder, "connection_class", Connection)
+    return {}, Connection
+
+
+def socket_timeout(r: Any) -> float | None:
+    """The client's socket timeout in seconds (None: none). A client made by ``from_url``
+    leaves it out of its kwargs and gets the connection class's default (5 s in redis-py 8)."""
+    kwargs, cls = _connection_options(r)
+    value = kwargs["socket_timeout"] if "socket_timeout" in kwargs else _default_socket_timeout(cls)
+    return float(value) if value is not None else None
+
+
+def check_client(r: Any) -> None:
+    """Refuse a client that would hand us messages as str: they are bytes, exactly."""
+    if _connection_options(r)[0].get("decode_responses"):
+        raise ValueError(
+            "orizuru_py needs a client with decode_responses=False: messages are bytes "
+            "and must come back byte for byte"
+        )
 
 
 def _default_socket_timeout(cls: type) -> Any:
@@ -90,10 +101,13 @@ class Consumer:
     ) -> None:
         self.keys = QueueKeys(queue, prefix)
         self.name = validate_name(name if name is not None else default_name(), "consumer name")
-        if not heartbeat_timeout >= 0.2:
-            raise ValueError(f"heartbeat_timeout must be at least 0.2 s, got {heartbeat_timeout}")
+        if not 0.2 <= heartbeat_timeout < 86_400:
+            raise ValueError(
+                f"heartbeat_timeout must be from 0.2 s to a day, got {heartbeat_timeout!r}"
+            )
         if not block_time > 0:
             raise ValueError(f"block_time must be positive, got {block_time}")
+        check_client(r)
         self.r = r
         self.codec = codec or MsgpackCodec()
         self.processing_key = self.keys.processing(self.name)
@@ -230,6 +244,8 @@ class Consumer:
                     if self._closed.is_set():
                         break
                     raws = self._take_raw(n, left)
+                    if self._closed.is_set():
+                        break  # close() waits for this lock, then hands these back
                 self._failures = 0
             except _TRANSIENT as exc:
                 self._backoff(exc)
@@ -250,23 +266,20 @@ class Consumer:
         raws = self._take_now(n)
         if raws or block < 0.001:
             return raws
+        # EVAL, not EVALSHA: a server that lost its scripts (a restart) must still
+        # register us before the BLMOVE behind it runs. Only the idle path pays for it.
         pipe = self.r.pipeline(transaction=False)
         pipe.execute_command(
-            *scripts.REGISTER.args((self.keys.consumers,), (self.name, self._timeout_ms))
+            *scripts.REGISTER.eval_args((self.keys.consumers,), (self.name, self._timeout_ms))
         )
         pipe.execute_command(
             "BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}"
         )
         fresh, raw = pipe.execute(raise_on_error=False)
-        if isinstance(fresh, NoScriptError):
-            # The server lost its scripts (a restart): register now, before handing anything out.
-            scripts.REGISTER(self.r, (self.keys.consumers,), (self.name, self._timeout_ms))
-        elif isinstance(fresh, Exception):
-            raise fresh
-        else:
-            self._note_registration(fresh)
-        if isinstance(raw, Exception):
-            raise raw
+        for reply in (fresh, raw):
+            if isinstance(reply, Exception):
+                raise reply
+        self._note_registration(fresh)
         if raw is None:
             return []
         return [raw, *self._take_now(n - 1)] if n > 1 else [raw]

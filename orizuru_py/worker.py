@@ -73,7 +73,7 @@ class Worker:
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if not isinstance(max_attempts, int) or max_attempts < 1:
+        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
         prefetch = 4 * concurrency if prefetch is None else prefetch
         if not isinstance(prefetch, int) or prefetch < 0:

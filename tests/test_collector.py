@@ -141,14 +141,7 @@ def test_report_counts_are_exact(r: redis.Redis, queue: str) -> None:
         -1,
         1.5,
         "3",
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="core bug: a bool passes as an int; every collect() then fails with "
-                "redis DataError",
-            ),
-        ),
+        True,
     ],
 )
 def test_max_attempts_must_be_a_positive_int_or_none(

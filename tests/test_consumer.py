@@ -184,12 +184,7 @@ def test_a_negative_or_nan_timeout_is_a_value_error(
         0.1,
         -1.0,
         math.nan,
-        pytest.param(
-            math.inf,
-            marks=pytest.mark.xfail(
-                strict=True, reason="core bug: an infinite heartbeat_timeout raises OverflowError"
-            ),
-        ),
+        math.inf,
     ],
 )
 def test_heartbeat_timeout_must_be_a_finite_number_of_at_least_0_2_s(
@@ -223,11 +218,6 @@ def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
         client.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a take that completes while close() waits for it returns its guard "
-    "although close() hands the same message back to the queue",
-)
 def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
     r: redis.Redis, queue: str
 ) -> None:
@@ -248,11 +238,6 @@ def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
     assert delivered + handed_back == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: with decode_responses=True, next() raises UnicodeDecodeError and "
-    "leaves the message in the processing list",
-)
 def test_a_client_that_decodes_responses_is_refused_at_construction(
     redis_url: str, queue: str
 ) -> None:
