@@ -59,9 +59,9 @@ def _dramatiq(url: str, prefix: str, n: int) -> float:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
-    broker = RedisBroker(url=url, namespace=f"{prefix}-dramatiq")
+    broker = RedisBroker(url=url, namespace=f"{prefix}-dramatiq")  # type: ignore[no-untyped-call]
     dramatiq.set_broker(broker)
-    noop = dramatiq.actor(job, queue_name="bench", broker=broker)
+    noop = dramatiq.actor(queue_name="bench", broker=broker)(job)
     for i in range(n):
         noop.send(message(i))
     worker = dramatiq.Worker(broker, worker_threads=8)
@@ -77,7 +77,7 @@ def _dramatiq(url: str, prefix: str, n: int) -> float:
 
 
 def _huey(url: str, prefix: str, n: int) -> float:
-    from huey import RedisHuey
+    from huey import RedisHuey  # type: ignore[import-untyped]
 
     huey = RedisHuey(name=f"{prefix}-huey", url=url)
     noop = huey.task()(job)

@@ -97,8 +97,15 @@ SMOKE = Sizes(300, 1_000, 300, 0, 0, 0, 0, 0, 0)
 
 
 def main_cases(s: Sizes, with_peers: bool) -> list[Case]:
-    cases = ceilings.cases(s.single, s.batched)
-    cases += bench.orizuru_cases(s.single, s.batched, s.worker)
+    """Each orizuru path right after its ceiling, so every ratio compares two runs close in
+    time (the load on a shared machine drifts); the Worker just before the peers."""
+    raw = {c.name: c for c in ceilings.cases(s.single, s.batched)}
+    cases: list[Case] = []
+    for case in bench.orizuru_cases(s.single, s.batched, s.worker):
+        if case.ceiling in raw:
+            cases.append(raw.pop(case.ceiling))
+        cases.append(case)
+    cases += raw.values()
     if with_peers:
         cases += peers.cases(s.rq, s.dramatiq, s.huey)
     return cases
