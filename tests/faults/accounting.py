@@ -87,14 +87,16 @@ def wait_drained(
     will). Connection errors count as no news (the server may be restarting)."""
     want = set(expected)
     now = time.monotonic()
-    end, last, changed = now + timeout, None, now
+    end, changed = now + timeout, now
+    last: tuple[int, dict[str, int]] | None = None
+    state = last
     while now < end and now - changed < stall:
         try:
-            state = (ledger.handled(), left_in(r, queue))
+            handled, left = state = (ledger.handled(), left_in(r, queue))
+            if handled >= len(want) and not left and want <= ledger.handled_ids():
+                return True
         except (RedisConnectionError, RedisTimeoutError):
             state = last
-        if state and state[0] >= len(want) and not state[1] and want <= ledger.handled_ids():
-            return True
         if state != last:
             last, changed = state, now
         time.sleep(0.1)

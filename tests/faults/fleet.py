@@ -124,7 +124,8 @@ class Fleet:
                 c.proc.kill()
                 c.proc.wait()
             else:
-                c.signalled = c.proc.returncode == 0
+                # -SIGTERM: it was still starting, before it could install its handler.
+                c.signalled = c.proc.returncode in (0, -signal.SIGTERM)
 
     def crashes(self) -> list[str]:
         """Children that died on their own, or did not exit cleanly when asked to."""

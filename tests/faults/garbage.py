@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from orizuru_py import Consumer, DeadLetter, MsgpackCodec, Producer, QueueKeys
 from orizuru_py.envelope import Envelope, encode, new_id, now_ms
@@ -103,7 +103,7 @@ def garbage(url: str, items: list[Item], *, batch: int = 1, timeout: float = 30.
                     guard.ack()
                 if len(delivered) >= len(ids) and not r.exists(keys.queue):
                     break
-        dead = [DeadLetter.decode(rec) for rec in r.lrange(keys.dead, 0, -1)]
+        dead = [DeadLetter.decode(rec) for rec in cast(list[bytes], r.lrange(keys.dead, 0, -1))]
         dead_raws = Counter(d.raw for d in dead)
         return {
             "scenario": "garbage",
