@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,28 @@ def targets_json(rows: dict[str, Row]) -> list[dict[str, Any]]:
     return out
 
 
+def _commit() -> str | None:
+    """The code measured: ``git describe --always --dirty`` of this checkout, if any."""
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def _close(b: bench.Bench, cases: list[Case]) -> None:
     for case in cases:
         assert isinstance(case.measure, backlog.DepthProbe)
@@ -180,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         depth: dict[str, Row] = {}
         mem = None
         try:
-            env = bench.environment(b)
+            env = {**bench.environment(b), "commit": _commit(), "peers": _versions(PEERS)}
             print(f"benchmark on {env['server']} at {env['host']}, {rounds} round(s), "
                   f"load {env['loadavg']}", flush=True)
             rows = bench.run_rounds(b, main_cases(sizes, not (args.smoke or args.no_peers)), rounds)
