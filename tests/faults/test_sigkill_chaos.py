@@ -19,14 +19,14 @@ def chaos(
     seed: int,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Figures:
-    # 2000 messages x 5 ms over 3 consumers take at least 3.3 s: longer than 10 kills
-    # 100-500 ms apart, so every kill lands while messages are still being handled.
+    # 2000 messages x 8 ms over 3 consumers take at least 5.3 s: longer than 10 kills at
+    # most 500 ms apart, so every kill lands while messages are still being handled.
     return sigkill_chaos(
         redis_url,
         tmp_path_factory.mktemp("chaos"),
         messages=2000,
         kills=KILLS,
-        work_ms=5,
+        work_ms=8,
         mode=request.param,
         seed=seed,
     )
