@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import attrs
 import redis
 from fresh import run_isolated
 
-from orizuru_py.bench import BATCH, Bench, Case, Result, fill, take_batches, take_single
+from orizuru_py.bench import BATCH, Bench, Case, Result, Row, fill, take_batches, take_single
 from orizuru_py.consumer import Consumer
 
 DEPTHS = (10, 10_000, 1_000_000)
@@ -26,7 +27,7 @@ def depth_name(batched: bool, depth: int) -> str:
 class DepthProbe:
     """Consume with ``depth`` other messages waiting: each step pushes ``BATCH`` more
     (untimed) and takes them back (timed), so the backlog stays between ``depth`` and
-    ``depth + BATCH``. The backlog is filled on first use and kept across rounds."""
+    ``depth + BATCH``. The backlog is filled on first use and kept until ``close``."""
 
     depth: int
     batched: bool
@@ -58,17 +59,34 @@ class DepthProbe:
         self.consumer = self.queue = None
 
 
-def depth_cases(single: int, batched: int) -> list[Case]:
-    """One probe per path and depth, depths adjacent so a round compares them close in time.
-    Each ``Case.measure`` is a ``DepthProbe``: close them all when done."""
-    cases = []
-    for is_batch in (False, True):
-        path = f"next_batch({BATCH})+ack_many" if is_batch else "next+ack"
-        n = batched if is_batch else single
-        for depth in DEPTHS:
-            label = f"{path}, {depth:,} queued"
-            cases.append(Case(depth_name(is_batch, depth), label, n, DepthProbe(depth, is_batch)))
-    return cases
+def depth_rows(
+    b: Bench, single: int, batched: int, rounds: int, log: Callable[[str], None] = print
+) -> dict[str, Row]:
+    """Per path, ``rounds`` results per depth. Depths alternate every ``BATCH`` messages
+    (10, 10^4, 10^6, 10, ...), so drifting load on a shared machine hits them alike."""
+    rows: dict[str, Row] = {}
+    probes: list[DepthProbe] = []
+    try:
+        for is_batch in (False, True):
+            path = f"next_batch({BATCH})+ack_many" if is_batch else "next+ack"
+            n = batched if is_batch else single
+            mine = {d: DepthProbe(d, is_batch) for d in DEPTHS}
+            probes += mine.values()
+            names = {d: depth_name(is_batch, d) for d in DEPTHS}
+            for d in DEPTHS:
+                rows[names[d]] = Row(Case(names[d], f"{path}, {d:,} queued", n, mine[d]))
+            for i in range(1, rounds + 1):
+                seconds = dict.fromkeys(DEPTHS, 0.0)
+                for _ in range(0, n, BATCH):
+                    for d in DEPTHS:
+                        seconds[d] += mine[d](b, BATCH).seconds
+                for d in DEPTHS:
+                    rows[names[d]].results.append(Result(n, seconds[d]))
+                    log(f"  round {i}/{rounds} {names[d]:<22} {n / seconds[d]:>10,.0f} msg/s")
+    finally:
+        for probe in probes:
+            probe.close(b)
+    return rows
 
 
 def memory(b: Bench, n: int) -> dict[str, Any]:

@@ -96,14 +96,15 @@ class Sizes:
 
 FULL = Sizes(5_000, 100_000, 50_000, 1_000, 5_000, 5_000, 3_000, 30_000, 1_000_000)
 SMOKE = Sizes(300, 1_000, 300, 0, 0, 0, 0, 0, 0)
+SLICES = 10  # parts per round of each path and its ceiling (smoke: 2)
 
 
-def main_cases(s: Sizes, with_peers: bool) -> list[Case]:
+def main_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
     """Each orizuru path right after its ceiling, so every ratio compares two runs close in
     time (the load on a shared machine drifts); the Worker just before the peers."""
-    raw = {c.name: c for c in ceilings.cases(s.single, s.batched)}
+    raw = {c.name: c for c in ceilings.cases(s.single, s.batched, slices)}
     cases: list[Case] = []
-    for case in bench.orizuru_cases(s.single, s.batched, s.worker):
+    for case in bench.orizuru_cases(s.single, s.batched, s.worker, slices):
         if case.ceiling in raw:
             cases.append(raw.pop(case.ceiling))
         cases.append(case)
@@ -168,12 +169,6 @@ def _versions(names: tuple[str, ...]) -> dict[str, str | None]:
     return found
 
 
-def _close(b: bench.Bench, cases: list[Case]) -> None:
-    for case in cases:
-        assert isinstance(case.measure, backlog.DepthProbe)
-        case.measure.close(b)
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--smoke", action="store_true", help="a few hundred messages, a few seconds")
@@ -200,30 +195,33 @@ def main(argv: list[str] | None = None) -> int:
     deep = not (args.smoke or args.no_depth)
     with bench.server(args.redis_url) as url:
         b = bench.Bench(url)
-        deep_cases: list[Case] = []
         depth: dict[str, Row] = {}
         mem = None
         try:
             env = {**bench.environment(b), "commit": _commit(), "peers": _versions(PEERS)}
             print(f"benchmark on {env['server']} at {env['host']}, {rounds} round(s), "
                   f"load {env['loadavg']}", flush=True)
-            rows = bench.run_rounds(b, main_cases(sizes, not (args.smoke or args.no_peers)), rounds)
+            slices = 2 if args.smoke else SLICES
+            cases = main_cases(sizes, slices, not (args.smoke or args.no_peers))
+            rows = bench.run_rounds(b, cases, rounds)
             if deep:
                 print("backlog:", flush=True)
-                deep_cases = backlog.depth_cases(sizes.depth_single, sizes.depth_batched)
-                depth = bench.run_rounds(b, deep_cases, rounds)
-                _close(b, deep_cases)
+                depth = backlog.depth_rows(b, sizes.depth_single, sizes.depth_batched, rounds)
                 print(f"memory: a consumer process takes {sizes.memory:,} messages", flush=True)
                 mem = backlog.memory(b, sizes.memory)
             env["loadavg_end"] = os.getloadavg()
         finally:
-            _close(b, deep_cases)
             b.cleanup()
     print()
     print(report(rows, depth, mem))
     data = {
         "environment": env,
-        "settings": {"smoke": args.smoke, "rounds": rounds, "sizes": attrs.asdict(sizes)},
+        "settings": {
+            "smoke": args.smoke,
+            "rounds": rounds,
+            "slices": {c.name: c.slices for c in cases},
+            "sizes": attrs.asdict(sizes),
+        },
         "rows": bench.rows_json(rows, [p for p in PEERS if p in rows]),
         "depth": bench.rows_json(depth),
         "memory": mem,

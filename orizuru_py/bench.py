@@ -102,13 +102,16 @@ class Skipped(Exception):
 
 @attrs.frozen
 class Case:
-    """A named measurement, sized in messages, compared to ``ceiling`` when it has one."""
+    """A named measurement, sized in messages, compared to ``ceiling`` when it has one.
+    A case in ``slices`` is measured in that many parts per round, interleaved with the
+    other sliced cases, so a path and its ceiling see the same moments of a drifting load."""
 
     name: str
     label: str
     messages: int
     measure: Measure
     ceiling: str | None = None
+    slices: int = 1
 
 
 @attrs.define
@@ -257,13 +260,16 @@ def worker(b: Bench, n: int) -> Result:
     return Result(n, seconds)
 
 
-def orizuru_cases(single: int, batched: int, workers: int) -> list[Case]:
-    """orizuru_py's paths, sized in messages; ceilings name ``benchmarks/ceilings.py`` rows."""
+def orizuru_cases(single: int, batched: int, workers: int, slices: int = 1) -> list[Case]:
+    """orizuru_py's paths, sized in messages; ceilings name ``benchmarks/ceilings.py`` rows.
+    The Worker is never sliced: its start-up would weigh on short parts."""
     return [
-        Case("push", "orizuru Producer.push", single, push, "raw_lpush"),
-        Case("next_ack", "orizuru next + ack", single, next_ack, "raw_blmove_lrem"),
-        Case("push_many", f"orizuru push_many ({BATCH})", batched, push_many, "raw_lpush_batch"),
-        Case("batch", f"orizuru next_batch({BATCH}) + ack_many", batched, batch, "raw_lua_batch"),
+        Case("push", "orizuru Producer.push", single, push, "raw_lpush", slices),
+        Case("next_ack", "orizuru next + ack", single, next_ack, "raw_blmove_lrem", slices),
+        Case("push_many", f"orizuru push_many ({BATCH})", batched, push_many, "raw_lpush_batch",
+             slices),
+        Case("batch", f"orizuru next_batch({BATCH}) + ack_many", batched, batch, "raw_lua_batch",
+             slices),
         Case("worker", "orizuru Worker no-op, 8 threads", workers, worker),
     ]
 
@@ -274,23 +280,27 @@ def orizuru_cases(single: int, batched: int, workers: int) -> list[Case]:
 def run_rounds(
     b: Bench, cases: Sequence[Case], rounds: int, log: Callable[[str], None] = print
 ) -> dict[str, Row]:
-    """Run every case once per round, interleaved; a case that raises ``Skipped`` is
-    noted and left out of later rounds."""
+    """Run every case once per round, interleaved (sliced cases part by part); a case
+    that raises ``Skipped`` is noted and left out from then on."""
     rows = {c.name: Row(c) for c in cases}
     for i in range(1, rounds + 1):
-        for case in cases:
-            row = rows[case.name]
-            if row.note:
-                continue
-            gc.collect()
-            try:
-                result = case.measure(b, case.messages)
-            except Skipped as exc:
-                row.note = str(exc)
-                log(f"  {case.name}: skipped ({exc})")
-                continue
-            row.results.append(result)
-            log(f"  round {i}/{rounds} {case.name:<18} {result.rate:>12,.0f} msg/s")
+        parts: dict[str, list[Result]] = {c.name: [] for c in cases}
+        for part in range(max(c.slices for c in cases)):
+            for case in cases:
+                row = rows[case.name]
+                if row.note or part >= case.slices:
+                    continue
+                gc.collect()
+                try:
+                    parts[case.name].append(case.measure(b, case.messages // case.slices))
+                except Skipped as exc:
+                    row.note = str(exc)
+                    log(f"  {case.name}: skipped ({exc})")
+        for name, done in parts.items():
+            if done and not rows[name].note:
+                result = Result(sum(p.messages for p in done), sum(p.seconds for p in done))
+                rows[name].results.append(result)
+                log(f"  round {i}/{rounds} {name:<18} {result.rate:>12,.0f} msg/s")
     return rows
 
 
