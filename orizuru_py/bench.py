@@ -83,14 +83,64 @@ class Bench:
 
 @attrs.frozen
 class Result:
-    """One timed measurement."""
+    """One measurement: wall seconds, this process's CPU seconds (all its threads), and the
+    server's CPU seconds where INFO reports them. CPU moves far less than wall time on a
+    shared machine, and says on which side of the socket the time went."""
 
     messages: int
     seconds: float
+    cpu: float = 0.0
+    server_cpu: float | None = None
 
     @property
     def rate(self) -> float:
         return self.messages / self.seconds
+
+    def __add__(self, other: Result) -> Result:
+        server = None
+        if self.server_cpu is not None and other.server_cpu is not None:
+            server = self.server_cpu + other.server_cpu
+        return Result(
+            self.messages + other.messages,
+            self.seconds + other.seconds,
+            self.cpu + other.cpu,
+            server,
+        )
+
+
+def server_cpu(r: Any) -> float | None:
+    """The server's CPU seconds so far (user + system), or None where INFO lacks them."""
+    info = r.info("cpu")
+    try:
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+class Timer:
+    """Times a ``with`` block: wall clock, this process's CPU, the server's CPU (read
+    outside the block, so the reads are not timed)."""
+
+    def __init__(self, r: Any) -> None:
+        self.r = r
+        self.seconds = self.cpu = 0.0
+        self.server_cpu: float | None = None
+
+    def __enter__(self) -> Timer:
+        self._server = server_cpu(self.r)
+        self._cpu = time.process_time()
+        self._wall = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu = time.process_time() - self._cpu
+        end = server_cpu(self.r)
+        if end is not None and self._server is not None:
+            self.server_cpu = end - self._server
+
+    def result(self, messages: int) -> Result:
+        return Result(messages, self.seconds, self.cpu, self.server_cpu)
 
 
 Measure = Callable[[Bench, int], Result]
@@ -130,6 +180,21 @@ class Row:
     def median(self) -> float | None:
         return statistics.median(self.rates) if self.results else None
 
+    @property
+    def cpu_us(self) -> float | None:
+        """Median microseconds of this process's CPU per message."""
+        return _median_us([r.cpu for r in self.results], self.results)
+
+    @property
+    def server_us(self) -> float | None:
+        """Median microseconds of server CPU per message (None where not reported)."""
+        return _median_us([r.server_cpu for r in self.results], self.results)
+
+
+def _median_us(values: Sequence[float | None], results: Sequence[Result]) -> float | None:
+    per = [v / r.messages * 1e6 for v, r in zip(values, results, strict=True) if v is not None]
+    return statistics.median(per) if per and len(per) == len(results) else None
+
 
 # -- the measurements ---------------------------------------------------------------
 
@@ -146,12 +211,11 @@ def push(b: Bench, n: int) -> Result:
     queue = b.queue("push")
     producer = Producer(b.r, queue, prefix=b.prefix)
     payloads = [message(i) for i in range(n)]
-    t0 = time.perf_counter()
-    for p in payloads:
-        producer.push(p)
-    seconds = time.perf_counter() - t0
+    with Timer(b.r) as t:
+        for p in payloads:
+            producer.push(p)
     b.drop(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def push_many(b: Bench, n: int) -> Result:
@@ -159,48 +223,44 @@ def push_many(b: Bench, n: int) -> Result:
     queue = b.queue("push-many")
     producer = Producer(b.r, queue, prefix=b.prefix)
     batches = [[message(i) for i in range(lo, min(lo + BATCH, n))] for lo in range(0, n, BATCH)]
-    t0 = time.perf_counter()
-    for batch in batches:
-        producer.push_many(batch)
-    seconds = time.perf_counter() - t0
+    with Timer(b.r) as t:
+        for batch in batches:
+            producer.push_many(batch)
     b.drop(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def next_ack(b: Bench, n: int) -> Result:
     """``Consumer.next`` then ``guard.ack``, one message at a time, from a full queue."""
     queue = b.queue("next-ack")
     fill(b, queue, n)
-    with Consumer(b.r, queue, prefix=b.prefix) as consumer:
-        seconds = take_single(consumer, n)
+    with Consumer(b.r, queue, prefix=b.prefix) as consumer, Timer(b.r) as t:
+        take_single(consumer, n)
     b.drop(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def batch(b: Bench, n: int) -> Result:
     """``Consumer.next_batch(BATCH)`` then ``Consumer.ack_many``, from a full queue."""
     queue = b.queue("batch")
     fill(b, queue, n)
-    with Consumer(b.r, queue, prefix=b.prefix) as consumer:
-        seconds = take_batches(consumer, n)
+    with Consumer(b.r, queue, prefix=b.prefix) as consumer, Timer(b.r) as t:
+        take_batches(consumer, n)
     b.drop(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
-def take_single(consumer: Consumer, n: int) -> float:
-    """Take and ack ``n`` waiting messages one at a time; return the seconds it took."""
-    t0 = time.perf_counter()
+def take_single(consumer: Consumer, n: int) -> None:
+    """Take and ack ``n`` waiting messages one at a time."""
     for _ in range(n):
         guard = consumer.next(timeout=_WAIT)
         if guard is None:
             raise RuntimeError(f"queue {consumer.queue} ran dry")
         guard.ack()
-    return time.perf_counter() - t0
 
 
-def take_batches(consumer: Consumer, n: int) -> float:
-    """Take and ack ``n`` waiting messages in batches; return the seconds it took."""
-    t0 = time.perf_counter()
+def take_batches(consumer: Consumer, n: int) -> None:
+    """Take and ack ``n`` waiting messages in batches of up to ``BATCH``."""
     got = 0
     while got < n:
         guards = consumer.next_batch(min(BATCH, n - got), timeout=_WAIT)
@@ -208,7 +268,6 @@ def take_batches(consumer: Consumer, n: int) -> float:
             raise RuntimeError(f"queue {consumer.queue} ran dry")
         consumer.ack_many(guards)
         got += len(guards)
-    return time.perf_counter() - t0
 
 
 class Counter:
@@ -247,17 +306,16 @@ def worker(b: Bench, n: int) -> Result:
     handler = Counter()
     w = Worker(b.r, queue, handler, concurrency=8, prefix=b.prefix, name=name)
     thread = threading.Thread(target=w.run, name="bench-worker", daemon=True)
-    t0 = time.perf_counter()
-    thread.start()
     try:
-        handler.wait(n)
-        wait_until(lambda: not b.r.llen(processing), _WAIT, "acks")
-        seconds = time.perf_counter() - t0
+        with Timer(b.r) as t:
+            thread.start()
+            handler.wait(n)
+            wait_until(lambda: not b.r.llen(processing), _WAIT, "acks")
     finally:
         w.stop()
         thread.join(_WAIT)
     b.drop(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def orizuru_cases(single: int, batched: int, workers: int, slices: int = 1) -> list[Case]:
@@ -266,10 +324,22 @@ def orizuru_cases(single: int, batched: int, workers: int, slices: int = 1) -> l
     return [
         Case("push", "orizuru Producer.push", single, push, "raw_lpush", slices),
         Case("next_ack", "orizuru next + ack", single, next_ack, "raw_blmove_lrem", slices),
-        Case("push_many", f"orizuru push_many ({BATCH})", batched, push_many, "raw_lpush_batch",
-             slices),
-        Case("batch", f"orizuru next_batch({BATCH}) + ack_many", batched, batch, "raw_lua_batch",
-             slices),
+        Case(
+            "push_many",
+            f"orizuru push_many ({BATCH})",
+            batched,
+            push_many,
+            "raw_lpush_batch",
+            slices,
+        ),
+        Case(
+            "batch",
+            f"orizuru next_batch({BATCH}) + ack_many",
+            batched,
+            batch,
+            "raw_lua_batch",
+            slices,
+        ),
         Case("worker", "orizuru Worker no-op, 8 threads", workers, worker),
     ]
 
@@ -298,7 +368,7 @@ def run_rounds(
                     log(f"  {case.name}: skipped ({exc})")
         for name, done in parts.items():
             if done and not rows[name].note:
-                result = Result(sum(p.messages for p in done), sum(p.seconds for p in done))
+                result = sum(done[1:], done[0])
                 rows[name].results.append(result)
                 log(f"  round {i}/{rounds} {name:<18} {result.rate:>12,.0f} msg/s")
     return rows
@@ -316,6 +386,7 @@ def format_table(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> str:
     compare = [c for c in compare if c in rows and rows[c].median]
     head = f"{'case':<40} {'msg/s':>10} {'us/msg':>8} {'min..max msg/s':>19} {'vs ceiling':>11}"
     head += "".join(f" {'x ' + c:>10}" for c in compare)
+    head += f" {'cpu us':>7} {'srv us':>7}"
     lines = [head, "-" * len(head)]
     for name, row in rows.items():
         median = row.median
@@ -329,12 +400,23 @@ def format_table(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> str:
         line += "".join(
             f" {_times(ratio(rows, name, c) if c != name else None):>10}" for c in compare
         )
+        line += f" {_us(row.cpu_us):>7} {_us(row.server_us):>7}"
         lines.append(line)
     return "\n".join(lines)
 
 
 def _times(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
+
+
+def _us(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}"
+
+
+TABLE_NOTE = (
+    "us/msg: wall time per message; cpu us / srv us: CPU time per message of this process "
+    "(all its threads; peers: their own process) and of the server (all its clients)."
+)
 
 
 def rows_json(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> dict[str, Any]:
@@ -346,6 +428,10 @@ def rows_json(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> dict[str,
             "messages": row.case.messages,
             "rates": row.rates,
             "seconds": [r.seconds for r in row.results],
+            "cpu_seconds": [r.cpu for r in row.results],
+            "server_cpu_seconds": [r.server_cpu for r in row.results],
+            "cpu_us_per_message": row.cpu_us,
+            "server_cpu_us_per_message": row.server_us,
             "median_rate": row.median,
             "us_per_message": 1e6 / row.median if row.median else None,
             "ceiling": row.case.ceiling,
@@ -414,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             b.cleanup()
     print(format_table(rows))
+    print(TABLE_NOTE)
     if args.json:
         args.json.write_text(json.dumps({"environment": env, "rows": rows_json(rows)}, indent=2))
         print(f"wrote {args.json}")

@@ -263,7 +263,7 @@ class Consumer:
         """Move up to n raw messages into the processing list; block at most ``block`` s."""
         if self._reconcile:
             self._hand_back_unknown()
-        raws = self._take_now(n)
+        raws = self._take_now(n, 0)
         if raws or block < 0.001:
             return raws
         # EVAL, not EVALSHA: a server that lost its scripts (a restart) must still
@@ -275,20 +275,32 @@ class Consumer:
         pipe.execute_command(
             "BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}"
         )
-        fresh, raw = pipe.execute(raise_on_error=False)
-        for reply in (fresh, raw):
+        pipe.execute_command("LLEN", self.processing_key)
+        replies = pipe.execute(raise_on_error=False)
+        for reply in replies:
             if isinstance(reply, Exception):
                 raise reply
+        fresh, raw, length = replies
         self._note_registration(fresh)
+        self._check_length(length, raw is not None)
         if raw is None:
             return []
-        return [raw, *self._take_now(n - 1)] if n > 1 else [raw]
+        return [raw, *self._take_now(n - 1, 1)] if n > 1 else [raw]
 
-    def _take_now(self, n: int) -> list[bytes]:
+    def _take_now(self, n: int, taken: int) -> list[bytes]:
+        """Take up to n without blocking; ``taken``: how many this take already moved."""
         keys = (self.keys.consumers, self.keys.queue, self.processing_key)
-        fresh, raws = scripts.TAKE(self.r, keys, (self.name, self._timeout_ms, n))
+        fresh, raws, length = scripts.TAKE(self.r, keys, (self.name, self._timeout_ms, n))
         self._note_registration(fresh)
+        self._check_length(length, taken + len(raws))
         return raws  # type: ignore[no-any-return]
+
+    def _check_length(self, length: int, taken: int) -> None:
+        """More in the processing list than we hold means a take's reply was lost (and
+        the client retried it unseen, as redis-py does for ``Redis(host=...)``): hand the
+        orphans back on the next take. Settles running meanwhile only make it shorter."""
+        if length > len(self._held) + taken:
+            self._reconcile = True
 
     def _guards(self, raws: list[bytes]) -> list[MessageGuard]:
         guards: list[MessageGuard] = []

