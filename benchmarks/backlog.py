@@ -13,7 +13,17 @@ import attrs
 import redis
 from fresh import run_isolated
 
-from orizuru_py.bench import BATCH, Bench, Case, Result, Row, fill, take_batches, take_single
+from orizuru_py.bench import (
+    BATCH,
+    Bench,
+    Case,
+    Result,
+    Row,
+    Timer,
+    fill,
+    take_batches,
+    take_single,
+)
 from orizuru_py.consumer import Consumer
 
 DEPTHS = (10, 10_000, 1_000_000)
@@ -42,14 +52,16 @@ class DepthProbe:
             self.consumer = Consumer(b.r, self.queue, prefix=b.prefix)
             self._next = self.depth
         take = take_batches if self.batched else take_single
-        seconds, done = 0.0, 0
+        total, done = Result(0, 0.0, 0.0, 0.0), 0
         while done < n:
             step = min(BATCH, n - done)
             fill(b, self.queue, step, self._next)
             self._next += step
-            seconds += take(self.consumer, step)
+            with Timer(b.r) as t:
+                take(self.consumer, step)
+            total += t.result(step)
             done += step
-        return Result(n, seconds)
+        return total
 
     def close(self, b: Bench) -> None:
         """Close the consumer and delete the backlog (again: a no-op)."""
@@ -76,13 +88,14 @@ def depth_rows(
             for d in DEPTHS:
                 rows[names[d]] = Row(Case(names[d], f"{path}, {d:,} queued", n, mine[d]))
             for i in range(1, rounds + 1):
-                seconds = dict.fromkeys(DEPTHS, 0.0)
+                parts: dict[int, list[Result]] = {d: [] for d in DEPTHS}
                 for _ in range(0, n, BATCH):
                     for d in DEPTHS:
-                        seconds[d] += mine[d](b, BATCH).seconds
+                        parts[d].append(mine[d](b, BATCH))
                 for d in DEPTHS:
-                    rows[names[d]].results.append(Result(n, seconds[d]))
-                    log(f"  round {i}/{rounds} {names[d]:<22} {n / seconds[d]:>10,.0f} msg/s")
+                    result = sum(parts[d][1:], parts[d][0])
+                    rows[names[d]].results.append(result)
+                    log(f"  round {i}/{rounds} {names[d]:<22} {result.rate:>10,.0f} msg/s")
     finally:
         for probe in probes:
             probe.close(b)
@@ -109,16 +122,18 @@ def consumer_memory(
     consumer = Consumer(r, queue, prefix=prefix)
     gc.collect()
     base = rss_kib()
-    samples, seconds, done = [base], 0.0, 0
-    while done < n:
-        step = min(every, n - done)
-        seconds += take_batches(consumer, step)
-        done += step
-        samples.append(rss_kib())
+    samples, done = [base], 0
+    with Timer(r) as t:
+        while done < n:
+            step = min(every, n - done)
+            take_batches(consumer, step)
+            done += step
+            samples.append(rss_kib())
     consumer.close()
     return {
         "messages": n,
-        "seconds": seconds,
+        "seconds": t.seconds,
+        "cpu": t.cpu,
         "rss_start_kib": base,
         "rss_peak_kib": max(samples),
         "rss_end_kib": samples[-1],

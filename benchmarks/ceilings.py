@@ -7,11 +7,9 @@ the run's prefix (and one hash tag per queue), so the run's cleanup finds them.
 
 from __future__ import annotations
 
-import time
-
 import msgpack
 
-from orizuru_py.bench import BATCH, Bench, Case, Result, message
+from orizuru_py.bench import BATCH, Bench, Case, Result, Timer, message
 
 # Move up to ARGV[1] messages from the right of KEYS[1] to the left of KEYS[2]; return them.
 _MOVE = """
@@ -43,12 +41,11 @@ def lpush(b: Bench, n: int) -> Result:
     queue, _ = _keys(b, "lpush")
     payloads = [message(i) for i in range(n)]
     r, packb = b.r, msgpack.packb
-    t0 = time.perf_counter()
-    for p in payloads:
-        r.lpush(queue, packb(p))
-    seconds = time.perf_counter() - t0
+    with Timer(r) as t:
+        for p in payloads:
+            r.lpush(queue, packb(p))
     r.delete(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def lpush_batch(b: Bench, n: int) -> Result:
@@ -56,12 +53,11 @@ def lpush_batch(b: Bench, n: int) -> Result:
     queue, _ = _keys(b, "lpush-batch")
     batches = [[message(i) for i in range(lo, min(lo + BATCH, n))] for lo in range(0, n, BATCH)]
     r, packb = b.r, msgpack.packb
-    t0 = time.perf_counter()
-    for batch in batches:
-        r.lpush(queue, *(packb(p) for p in batch))
-    seconds = time.perf_counter() - t0
+    with Timer(r) as t:
+        for batch in batches:
+            r.lpush(queue, *(packb(p) for p in batch))
     r.delete(queue)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def blmove_lrem(b: Bench, n: int) -> Result:
@@ -69,14 +65,13 @@ def blmove_lrem(b: Bench, n: int) -> Result:
     queue, processing = _keys(b, "blmove")
     _fill(b, queue, n)
     r, unpackb = b.r, msgpack.unpackb
-    t0 = time.perf_counter()
-    for _ in range(n):
-        raw = r.blmove(queue, processing, 1, "RIGHT", "LEFT")
-        unpackb(raw)
-        r.lrem(processing, 1, raw)
-    seconds = time.perf_counter() - t0
+    with Timer(r) as t:
+        for _ in range(n):
+            raw = r.blmove(queue, processing, 1, "RIGHT", "LEFT")
+            unpackb(raw)
+            r.lrem(processing, 1, raw)
     r.delete(queue, processing)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def lua_batch(b: Bench, n: int) -> Result:
@@ -85,17 +80,16 @@ def lua_batch(b: Bench, n: int) -> Result:
     _fill(b, queue, n)
     r, unpackb = b.r, msgpack.unpackb
     move, ack = r.register_script(_MOVE), r.register_script(_ACK)
-    t0 = time.perf_counter()
-    got = 0
-    while got < n:
-        raws = move(keys=[queue, processing], args=[min(BATCH, n - got)])
-        for raw in raws:
-            unpackb(raw)
-        ack(keys=[processing], args=raws)
-        got += len(raws)
-    seconds = time.perf_counter() - t0
+    with Timer(r) as t:
+        got = 0
+        while got < n:
+            raws = move(keys=[queue, processing], args=[min(BATCH, n - got)])
+            for raw in raws:
+                unpackb(raw)
+            ack(keys=[processing], args=raws)
+            got += len(raws)
     r.delete(queue, processing)
-    return Result(n, seconds)
+    return t.result(n)
 
 
 def cases(single: int, batched: int, slices: int = 1) -> list[Case]:

@@ -14,14 +14,14 @@ run's prefix, so the run's cleanup removes it.
 from __future__ import annotations
 
 import importlib.util
-import time
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import redis
 from fresh import run_isolated
 
-from orizuru_py.bench import Bench, Case, Counter, Result, Skipped, message
+from orizuru_py.bench import Bench, Case, Counter, Result, Skipped, Timer, message
 
 _TIMEOUT = 600.0
 _DONE = Counter()
@@ -32,7 +32,7 @@ def job(payload: Any) -> None:
     _DONE(payload)
 
 
-def _rq(url: str, prefix: str, n: int) -> float:
+def _rq(url: str, prefix: str, n: int) -> Result:
     from rq import Queue, SimpleWorker
 
     r = redis.Redis.from_url(url)
@@ -45,17 +45,16 @@ def _rq(url: str, prefix: str, n: int) -> float:
             ]
         )
     worker = SimpleWorker([queue], connection=r, name=f"{prefix}-rq-worker")
-    t0 = time.perf_counter()
-    worker.work(burst=True, logging_level="WARNING")
-    seconds = time.perf_counter() - t0
+    with Timer(r) as t:
+        worker.work(burst=True, logging_level="WARNING")
     if len(_DONE) != n:
         raise RuntimeError(f"rq ran {len(_DONE)} of {n} jobs")
     # rq's global sets hold our names without our prefix in the key: remove them too.
     r.srem("rq:queues", queue.key)
-    return seconds
+    return t.result(n)
 
 
-def _dramatiq(url: str, prefix: str, n: int) -> float:
+def _dramatiq(url: str, prefix: str, n: int) -> Result:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
@@ -65,18 +64,17 @@ def _dramatiq(url: str, prefix: str, n: int) -> float:
     for i in range(n):
         noop.send(message(i))
     worker = dramatiq.Worker(broker, worker_threads=8)
-    t0 = time.perf_counter()
-    worker.start()
     try:
-        _DONE.wait(n, _TIMEOUT)
-        broker.join("bench", interval=2, timeout=int(_TIMEOUT * 1000))  # acked too
-        seconds = time.perf_counter() - t0
+        with Timer(broker.client) as t:
+            worker.start()
+            _DONE.wait(n, _TIMEOUT)
+            broker.join("bench", interval=2, timeout=int(_TIMEOUT * 1000))  # acked too
     finally:
         worker.stop()
-    return seconds
+    return t.result(n)
 
 
-def _huey(url: str, prefix: str, n: int) -> float:
+def _huey(url: str, prefix: str, n: int) -> Result:
     from huey import RedisHuey  # type: ignore[import-untyped]
 
     huey = RedisHuey(name=f"{prefix}-huey", url=url)
@@ -84,26 +82,25 @@ def _huey(url: str, prefix: str, n: int) -> float:
     for i in range(n):
         noop(message(i))
     consumer = huey.create_consumer(workers=8, worker_type="thread")
-    t0 = time.perf_counter()
-    consumer.start()
     try:
-        _DONE.wait(n, _TIMEOUT)  # huey takes a job off Redis before it runs: no ack to wait for
-        seconds = time.perf_counter() - t0
+        with Timer(redis.Redis.from_url(url)) as t:
+            consumer.start()
+            _DONE.wait(n, _TIMEOUT)  # huey takes a job off Redis before running it: no ack
     finally:
         consumer.stop(graceful=True)
-    return seconds
+    return t.result(n)
 
 
-_PEERS: dict[str, Callable[[str, str, int], float]] = {
+_PEERS: dict[str, Callable[[str, str, int], Result]] = {
     "rq": _rq,
     "dramatiq": _dramatiq,
     "huey": _huey,
 }
 
 
-def measure(peer: str, url: str, prefix: str, messages: int) -> dict[str, float]:
-    """Run one peer in this (fresh) interpreter: its messages and seconds."""
-    return {"messages": messages, "seconds": _PEERS[peer](url, prefix, messages)}
+def measure(peer: str, url: str, prefix: str, messages: int) -> dict[str, Any]:
+    """Run one peer in this (fresh) interpreter; its ``Result`` as a dict."""
+    return attrs.asdict(_PEERS[peer](url, prefix, messages))
 
 
 def _isolated(peer: str) -> Callable[[Bench, int], Result]:

@@ -96,7 +96,7 @@ class Sizes:
 
 FULL = Sizes(5_000, 100_000, 50_000, 1_000, 5_000, 5_000, 3_000, 30_000, 1_000_000)
 SMOKE = Sizes(300, 1_000, 300, 0, 0, 0, 0, 0, 0)
-SLICES = 10  # parts per round of each path and its ceiling (smoke: 2)
+SLICES = 25  # parts per round of each path and its ceiling (smoke: 2)
 
 
 def main_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
@@ -116,7 +116,7 @@ def main_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
 
 def report(rows: dict[str, Row], depth: dict[str, Row], mem: dict[str, Any] | None) -> str:
     peers_here = [p for p in PEERS if p in rows]
-    lines = [bench.format_table(rows, peers_here)]
+    lines = [bench.format_table(rows, peers_here), bench.TABLE_NOTE]
     if depth:
         lines += ["", "Cost per message by backlog:", bench.format_table(depth)]
     if mem:
