@@ -48,6 +48,22 @@ local function oz_return(raw, queue, dead, max_attempts, now, push)
   return 1
 end
 
+-- oz_return up to `limit` messages popped from `source` with `pop` (LPOP/RPOP).
+-- Returns requeued, dead-lettered.
+local function oz_return_all(pop, source, queue, dead, max_attempts, now, push, limit)
+  local requeued, dead_lettered = 0, 0
+  for _ = 1, limit do
+    local raw = redis.call(pop, source)
+    if not raw then break end
+    if oz_return(raw, queue, dead, max_attempts, now, push) == 1 then
+      requeued = requeued + 1
+    else
+      dead_lettered = dead_lettered + 1
+    end
+  end
+  return requeued, dead_lettered
+end
+
 -- LPUSH/RPUSH many values, in chunks small enough for unpack().
 local function oz_push_all(cmd, key, values)
   for i = 1, #values, 1000 do

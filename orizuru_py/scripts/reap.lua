@@ -11,15 +11,7 @@
 local now = oz_now_ms()
 local deadline = redis.call("ZSCORE", KEYS[1], ARGV[1])
 if not deadline or tonumber(deadline) >= now then return {0, 0, 0} end
-local max_attempts, requeued, dead = tonumber(ARGV[2]), 0, 0
-while true do
-  local raw = redis.call("LPOP", KEYS[2])
-  if not raw then break end
-  if oz_return(raw, KEYS[3], KEYS[4], max_attempts, now, "RPUSH") == 1 then
-    requeued = requeued + 1
-  else
-    dead = dead + 1
-  end
-end
+local requeued, dead = oz_return_all("LPOP", KEYS[2], KEYS[3], KEYS[4], tonumber(ARGV[2]), now,
+                                     "RPUSH", redis.call("LLEN", KEYS[2]))
 redis.call("ZREM", KEYS[1], ARGV[1])
 return {1, requeued, dead}

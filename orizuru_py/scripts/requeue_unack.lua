@@ -5,15 +5,6 @@
 -- KEYS[3] dead   list  dead-letter records
 -- ARGV[1] max_attempts (0: no limit), ARGV[2] at most this many per call
 -- Returns {requeued, dead-lettered}.
-local now, max_attempts = oz_now_ms(), tonumber(ARGV[1])
-local requeued, dead = 0, 0
-for _ = 1, tonumber(ARGV[2]) do
-  local raw = redis.call("RPOP", KEYS[1])
-  if not raw then break end
-  if oz_return(raw, KEYS[2], KEYS[3], max_attempts, now, "LPUSH") == 1 then
-    requeued = requeued + 1
-  else
-    dead = dead + 1
-  end
-end
+local requeued, dead = oz_return_all("RPOP", KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1]),
+                                     oz_now_ms(), "LPUSH", tonumber(ARGV[2]))
 return {requeued, dead}
