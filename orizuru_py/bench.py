@@ -471,6 +471,34 @@ def server(url: str | None) -> Iterator[str]:
         yield embedded.url
 
 
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``orizuru bench`` apart from the server, for any parser to share."""
+    p.add_argument("--messages", type=int, default=10_000, help="messages per measurement")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+
+
+def run(url: str | None, messages: int, rounds: int, json_path: Path | None) -> int:
+    """Measure orizuru_py's paths on ``url`` (None: a private embedded server), print the
+    table, write JSON where asked."""
+    if messages < 1 or rounds < 1:
+        raise ValueError("--messages and --rounds must be positive")
+    with server(url) as where:
+        b = Bench(where)
+        try:
+            env = environment(b)
+            print(f"orizuru bench on {env['server']}, {rounds} round(s):", flush=True)
+            rows = run_rounds(b, orizuru_cases(messages, messages, messages), rounds)
+        finally:
+            b.cleanup()
+    print(format_table(rows))
+    print(TABLE_NOTE)
+    if json_path:
+        json_path.write_text(json.dumps({"environment": env, "rows": rows_json(rows)}, indent=2))
+        print(f"wrote {json_path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``orizuru bench``: orizuru_py's paths on one server, as a table (and JSON)."""
     p = argparse.ArgumentParser(
@@ -483,28 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("REDIS_URL"),
         help="server to measure (default: $REDIS_URL, else a private embedded server)",
     )
-    p.add_argument("--messages", type=int, default=10_000, help="messages per measurement")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
-    p.add_argument("--json", type=Path, help="also write the figures here")
+    add_arguments(p)
     args = p.parse_args(argv)
     if args.messages < 1 or args.rounds < 1:
         p.error("--messages and --rounds must be positive")
-    with server(args.redis_url) as url:
-        b = Bench(url)
-        try:
-            env = environment(b)
-            print(f"orizuru bench on {env['server']}, {args.rounds} round(s):", flush=True)
-            rows = run_rounds(
-                b, orizuru_cases(args.messages, args.messages, args.messages), args.rounds
-            )
-        finally:
-            b.cleanup()
-    print(format_table(rows))
-    print(TABLE_NOTE)
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env, "rows": rows_json(rows)}, indent=2))
-        print(f"wrote {args.json}")
-    return 0
+    return run(args.redis_url, args.messages, args.rounds, args.json)
 
 
 if __name__ == "__main__":
