@@ -18,6 +18,7 @@ GC returns it once this worker's deadline passes.
 from __future__ import annotations
 
 import logging
+import math
 import queue as _queue
 import signal
 import threading
@@ -44,7 +45,7 @@ Handler = Callable[[Any], Any]
 DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_GC_INTERVAL = 5.0
 _ACK_BATCH = 1000
-_MIN_CHUNK = 4  # fewer, larger chunks: each hand-off between threads costs a GIL switch
+_CHUNK_SECONDS = 0.001
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
 
@@ -97,6 +98,7 @@ class Worker:
         self._aborted = threading.Event()
         self._started = False
         self._in_hand = 0
+        self._per_message = 1.0  # the handler's running cost (s); unknown: assume slow
         self._room = threading.Condition()
         # Guards travel in chunks: a queue operation per chunk, not per message.
         self._work: _queue.SimpleQueue[list[MessageGuard] | None] = _queue.SimpleQueue()
@@ -154,11 +156,17 @@ class Worker:
             if guards:
                 with self._room:
                     self._in_hand += len(guards)
-                # One chunk per thread, so every thread gets work and none waits on
-                # another's chunk while messages are left.
-                chunks = min(self.concurrency, -(-len(guards) // _MIN_CHUNK))
+                chunks = self._chunks(len(guards))
                 for i in range(chunks):
                     self._work.put(guards[i::chunks])
+
+    def _chunks(self, n: int) -> int:
+        """How many threads share a batch of n. Each hand-off costs a switch of the GIL,
+        so a batch is split only as far as the handler's measured cost makes worth it:
+        a chunk should take about ``_CHUNK_SECONDS``; a slow handler gets one thread per
+        message (up to ``concurrency``), a no-op handler one thread per batch."""
+        wanted = n * self._per_message / _CHUNK_SECONDS
+        return max(1, min(self.concurrency, n, math.ceil(wanted)))
 
     def _wait_for_room(self) -> int:
         with self._room:
@@ -214,6 +222,7 @@ class Worker:
         get, handler, pass_guard = self._work.get, self.handler, self.pass_guard
         while (chunk := get()) is not None:
             done = []
+            started = time.perf_counter()
             for guard in chunk:
                 try:
                     handler(guard if pass_guard else guard.payload)
@@ -224,6 +233,9 @@ class Worker:
                     done.append(guard)
             if done:
                 self._acks.put(done)
+            # A rough running average is enough to size chunks; races lose nothing.
+            spent = (time.perf_counter() - started) / len(chunk)
+            self._per_message += (spent - self._per_message) * 0.2
             self._handled(len(chunk))
 
     def _failed(self, guard: MessageGuard, exc: Exception) -> None:
