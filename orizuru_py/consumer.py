@@ -168,10 +168,13 @@ class Consumer:
                 raise AlreadySettled(f"message {g.id} was already settled")
         if not guards:
             return []
-        done = scripts.ACK(self.r, (self.processing_key,), [g.raw for g in guards])
+        raws = [g.raw for g in guards]
+        done = scripts.ACK(self.r, (self.processing_key,), raws)
         for g in guards:
             g.settled = True
-            self._held.discard(g.raw)
+        self._held.difference_update(raws)
+        if isinstance(done, int):  # all removed at once
+            return [True] * len(guards)
         return [bool(d) for d in done]
 
     def release(self, guards: Iterable[MessageGuard]) -> int:

@@ -83,6 +83,16 @@ def test_ack_many_returns_false_for_a_message_no_longer_held(r: redis.Redis, que
         assert all(g.settled for g in guards)
 
 
+def test_ack_many_acks_exactly_its_guards_in_any_order(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many(range(6))
+    with Consumer(r, queue) as consumer:
+        older, newer = consumer.next_batch(3, timeout=5.0), consumer.next_batch(3, timeout=5.0)
+        assert consumer.ack_many(newer) == [True] * 3  # not the oldest: the scanning path
+        assert r.lrange(consumer.processing_key, 0, -1) == [g.raw for g in reversed(older)]
+        assert consumer.ack_many(older[::-1]) == [True] * 3
+        assert r.llen(consumer.processing_key) == 0
+
+
 def test_iteration_ends_after_close_from_another_thread(r: redis.Redis, queue: str) -> None:
     consumer = Consumer(r, queue, block_time=0.5)
     seen: list[MessageGuard] = []
