@@ -269,15 +269,19 @@ class Consumer:
         raws = self._take_now(n, 0)
         if raws or block < 0.001:
             return raws
-        # EVAL, not EVALSHA: a server that lost its scripts (a restart) must still
-        # register us before the BLMOVE behind it runs. Only the idle path pays for it.
+        raw = self._block_for_one(block)
+        if raw is None:
+            return []
+        return [raw, *self._take_now(n - 1, 1)] if n > 1 else [raw]
+
+    def _block_for_one(self, block: float) -> bytes | None:
+        """Register and wait up to ``block`` s for one message, in one round trip. The
+        registration is a plain ZADD on the server's clock: unlike a script, it cannot be
+        missing after a server restart while the BLMOVE behind it runs."""
         pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command(
-            *scripts.REGISTER.eval_args((self.keys.consumers,), (self.name, self._timeout_ms))
-        )
-        pipe.execute_command(
-            "BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}"
-        )
+        pipe.execute_command("ZADD", self.keys.consumers, self._heartbeat.deadline_ms(), self.name)
+        move = ("BLMOVE", self.keys.queue, self.processing_key, "RIGHT", "LEFT", f"{block:.3f}")
+        pipe.execute_command(*move)
         pipe.execute_command("LLEN", self.processing_key)
         replies = pipe.execute(raise_on_error=False)
         for reply in replies:
@@ -286,9 +290,7 @@ class Consumer:
         fresh, raw, length = replies
         self._note_registration(fresh)
         self._check_length(length, raw is not None)
-        if raw is None:
-            return []
-        return [raw, *self._take_now(n - 1, 1)] if n > 1 else [raw]
+        return raw  # type: ignore[no-any-return]
 
     def _take_now(self, n: int, taken: int) -> list[bytes]:
         """Take up to n without blocking; ``taken``: how many this take already moved."""

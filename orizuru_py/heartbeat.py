@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,7 @@ class Heartbeat:
         self.r, self.keys, self.name = r, keys, name
         self.timeout_ms, self.tick, self.on_fresh = timeout_ms, tick, on_fresh
         self._stop = threading.Event()
+        self._clock = (0, 0.0)  # (server ms, monotonic s) at the last beat
         self._thread = threading.Thread(
             target=self._run, name=f"orizuru-heartbeat-{name}", daemon=True
         )
@@ -59,14 +61,22 @@ class Heartbeat:
         pipe.execute_command(
             *scripts.PROMOTE.args((self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,))
         )
+        sent = time.monotonic()
         try:
-            fresh, _ = pipe.execute()
+            (fresh, server_ms), _ = pipe.execute()
         except NoScriptError:
             scripts.REGISTER.load(self.r)
             scripts.PROMOTE.load(self.r)
             return self.beat()
+        self._clock = (int(server_ms), sent)
         if fresh:
             self.on_fresh()
+
+    def deadline_ms(self) -> int:
+        """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by
+        ours since (taken from when the beat was sent: a little late, never early)."""
+        server_ms, at = self._clock
+        return server_ms + int((time.monotonic() - at) * 1000) + self.timeout_ms
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick):

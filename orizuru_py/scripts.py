@@ -31,12 +31,6 @@ class Script:
         """The EVALSHA command, for ``execute_command`` on a client or a pipeline."""
         return ("EVALSHA", self.sha, len(keys), *keys, *argv)
 
-    def eval_args(
-        self, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any]
-    ) -> tuple[Any, ...]:
-        """The same as an EVAL with the source: cannot fail with NOSCRIPT."""
-        return ("EVAL", self.source, len(keys), *keys, *argv)
-
     def __call__(
         self, r: Any, keys: tuple[str, ...] | list[str], argv: tuple[Any, ...] | list[Any] = ()
     ) -> Any:
