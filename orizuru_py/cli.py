@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from . import admin, demo
+from . import admin, bench, demo
 from .collector import DEFAULT_MAX_ATTEMPTS, GarbageCollector
 from .consumer import DEFAULT_HEARTBEAT_TIMEOUT
 from .worker import DEFAULT_GC_INTERVAL, Worker
@@ -121,9 +121,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
-
-    return bench.main(args.rest)
+    url = args.redis_url or os.environ.get("REDIS_URL")
+    return bench.run(url, args.messages, args.rounds, args.json)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -182,8 +181,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--interval", type=float, default=0, help="repeat every N seconds")
     s.set_defaults(func=cmd_gc)
 
-    s = sub.add_parser("bench", help="measure orizuru_py's throughput (see benchmarks/)")
-    s.add_argument("rest", nargs=argparse.REMAINDER)
+    s = sub.add_parser("bench", help="measure orizuru_py's throughput (benchmarks/ adds the peers)")
+    bench.add_arguments(s)
     s.set_defaults(func=cmd_bench)
     return p
 

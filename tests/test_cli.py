@@ -100,6 +100,14 @@ def test_gc_command_reaps_a_dead_consumer(
     r.delete(QueueKeys(queue).queue)
 
 
+def test_bench_command_measures_on_the_given_server(
+    capsys: pytest.CaptureFixture[str], redis_url: str
+) -> None:
+    code, out = run(capsys, redis_url, "bench", "--messages", "200", "--rounds", "1")
+    assert code == 0
+    assert "next_batch" in out and "Worker" in out
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [
