@@ -99,8 +99,14 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_id(now_ms: int | None = None) -> str:
     """A unique, time-ordered id: 12 hex digits of ms, 12 of process node, 6 of counter."""
+    return new_ids(1, now_ms)[0]
+
+
+def new_ids(n: int, now_ms: int | None = None) -> list[str]:
+    """``n`` ids stamped with one millisecond (the stamp is formatted once)."""
     ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return f"{ms:012x}{_node}{next(_counter) & 0xFFFFFF:06x}"
+    stamp = f"{ms:012x}{_node}"
+    return [f"{stamp}{c & 0xFFFFFF:06x}" for c in itertools.islice(_counter, n)]
 
 
 def now_ms() -> int:

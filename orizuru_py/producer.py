@@ -46,8 +46,8 @@ class Producer:
     def push(self, payload: Any, *, delay: float | None = None) -> str:
         """Queue one message (visible after ``delay`` seconds, if given); return its id."""
         delay_ms = to_delay_ms(delay)
-        mid, raw = self._encode(payload, envelope.now_ms())
-        self._send([raw], delay_ms)
+        (mid,), raws = self._encode([payload])
+        self._send(raws, delay_ms)
         return mid
 
     def push_many(self, payloads: Iterable[Any], *, delay: float | None = None) -> list[str]:
@@ -57,22 +57,23 @@ class Producer:
         call with nothing queued.
         """
         delay_ms = to_delay_ms(delay)
-        now = envelope.now_ms()
-        encoded = [self._encode(p, now) for p in payloads]
-        raws = [raw for _, raw in encoded]
+        ids, raws = self._encode(list(payloads))
         for start in range(0, len(raws), _CHUNK):
             self._send(raws[start : start + _CHUNK], delay_ms)
-        return [mid for mid, _ in encoded]
+        return ids
 
-    def _encode(self, payload: Any, now: int) -> tuple[str, bytes]:
-        data = self.codec.encode(payload)
-        if len(data) > self.max_payload_bytes:
-            raise EncodeError(
-                f"payload is {len(data)} bytes encoded, "
-                f"over max_payload_bytes={self.max_payload_bytes}"
-            )
-        mid = envelope.new_id(now)
-        return mid, envelope.encode(mid, now, data)
+    def _encode(self, payloads: list[Any]) -> tuple[list[str], list[bytes]]:
+        """Ids and envelopes for ``payloads``, all stamped with this millisecond."""
+        encode, limit = self.codec.encode, self.max_payload_bytes
+        data = [encode(p) for p in payloads]
+        for d in data:
+            if len(d) > limit:
+                raise EncodeError(
+                    f"payload is {len(d)} bytes encoded, over max_payload_bytes={limit}"
+                )
+        now = envelope.now_ms()
+        ids = envelope.new_ids(len(data), now)
+        return ids, [envelope.encode(mid, now, d) for mid, d in zip(ids, data, strict=True)]
 
     def _send(self, raws: list[bytes], delay_ms: int) -> None:
         if not raws:
