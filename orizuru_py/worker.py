@@ -2,8 +2,9 @@
 
 One consumer feeds it. The calling thread fetches in batches, never having
 more than ``concurrency + prefetch`` messages in hand (taken, not yet handled),
-``concurrency`` threads run the handler on chunks of each batch, and one thread
-acks their successes in batches while the next ones are fetched. A handler that
+and fewer when the handler is slow (see ``_bound``); ``concurrency`` threads run
+the handler on chunks of each batch, and one thread acks their successes in
+batches while the next ones are fetched. A handler that
 raises is retried after a backoff, and dead-lettered with the exception's text
 once the message has been delivered ``max_attempts`` times. A garbage collector
 runs alongside, so a deployment made only of workers recovers everything.
@@ -76,7 +77,7 @@ class Worker:
             raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
             raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
-        prefetch = 4 * concurrency if prefetch is None else prefetch
+        prefetch = 8 * concurrency if prefetch is None else prefetch
         if not isinstance(prefetch, int) or prefetch < 0:
             raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
         if gc_interval is not None and not gc_interval > 0:
@@ -85,7 +86,7 @@ class Worker:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.backoff: Backoff = backoff or Exponential()
-        self.max_in_hand = min(concurrency + prefetch, MAX_BATCH)
+        self.prefetch = max(0, min(prefetch, MAX_BATCH - concurrency))
         self.drain_timeout = drain_timeout
         self.pass_guard = pass_guard
         self._consumer_args: dict[str, Any] = dict(
@@ -98,7 +99,9 @@ class Worker:
         self._aborted = threading.Event()
         self._started = False
         self._in_hand = 0
-        self._per_message = 1.0  # the handler's running cost (s); unknown: assume slow
+        # Running costs (s) of one handler call and of one fetch; unknown: assume slow.
+        self._per_message = 1.0
+        self._per_fetch = 0.001
         self._room = threading.Condition()
         # Guards travel in chunks: a queue operation per chunk, not per message.
         self._work: _queue.SimpleQueue[list[MessageGuard] | None] = _queue.SimpleQueue()
@@ -152,7 +155,11 @@ class Worker:
             room = self._wait_for_room()
             if not room:
                 return
+            started = time.perf_counter()
             guards = consumer.next_batch(room, timeout=consumer.block)
+            if len(guards) == room:  # the queue had enough: a fetch, not a wait
+                spent = time.perf_counter() - started
+                self._per_fetch += (spent - self._per_fetch) * 0.2
             if guards:
                 with self._room:
                     self._in_hand += len(guards)
@@ -168,11 +175,18 @@ class Worker:
         wanted = n * self._per_message / _CHUNK_SECONDS
         return max(1, min(self.concurrency, n, math.ceil(wanted)))
 
+    def _bound(self) -> int:
+        """Messages in hand to aim for: the threads' own, plus what they get through while
+        one fetch is under way, at most ``prefetch``. A fast handler gets the whole
+        prefetch; a slow one a message or so, so it does not hoard what others could take."""
+        wanted = self.concurrency * self._per_fetch / max(self._per_message, 1e-9)
+        return self.concurrency + max(min(self.prefetch, 1), min(self.prefetch, math.ceil(wanted)))
+
     def _wait_for_room(self) -> int:
         with self._room:
-            while self._in_hand >= self.max_in_hand and not self._stopping.is_set():
+            while self._in_hand >= self._bound() and not self._stopping.is_set():
                 self._room.wait()
-            return 0 if self._stopping.is_set() else self.max_in_hand - self._in_hand
+            return 0 if self._stopping.is_set() else self._bound() - self._in_hand
 
     def _handled(self, n: int) -> None:
         """n messages left the workers' hands (handled, or handed back): room for more."""
