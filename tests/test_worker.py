@@ -132,6 +132,20 @@ def test_held_messages_never_exceed_concurrency_plus_prefetch(r: redis.Redis, qu
     assert max(sizes) == 3
 
 
+def test_a_slow_handler_holds_one_message_beyond_its_threads(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push_many({"n": i} for i in range(40))
+    worker = Worker(r, queue, lambda p: time.sleep(0.05), concurrency=2)  # prefetch up to 16
+    sizes: list[int] = []
+    with running(worker):
+        wait_for(lambda: worker.consumer is not None)
+        assert worker.consumer is not None
+        key = worker.consumer.processing_key
+        for _ in range(25):
+            sizes.append(r.llen(key))
+            time.sleep(0.02)
+    assert max(sizes) == 3
+
+
 def test_a_handler_given_the_guard_can_push_to_another_queue(r: redis.Redis, queue: str) -> None:
     Producer(r, queue).push({"n": 7})
     other = f"{queue}-retry"
