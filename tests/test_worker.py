@@ -143,7 +143,8 @@ def test_a_slow_handler_holds_one_message_beyond_its_threads(r: redis.Redis, que
         for _ in range(25):
             sizes.append(r.llen(key))
             time.sleep(0.02)
-    assert max(sizes) == 3
+    # 2 threads + 1 in hand (+ up to 2 handled, their acks in flight), not 2 + 16.
+    assert 3 <= max(sizes) <= 5
 
 
 def test_a_handler_given_the_guard_can_push_to_another_queue(r: redis.Redis, queue: str) -> None:
