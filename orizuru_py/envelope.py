@@ -99,7 +99,8 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_id(now_ms: int | None = None) -> str:
     """A unique, time-ordered id: 12 hex digits of ms, 12 of process node, 6 of counter."""
-    return new_ids(1, now_ms)[0]
+    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    return f"{ms:012x}{_node}{next(_counter) & 0xFFFFFF:06x}"
 
 
 def new_ids(n: int, now_ms: int | None = None) -> list[str]:

@@ -33,6 +33,7 @@ class Producer:
         prefix: str = "orizuru",
     ) -> None:
         self.keys = QueueKeys(queue, prefix)
+        self._queue_key = self.keys.queue
         self.r = r
         self.codec = codec or MsgpackCodec()
         if max_payload_bytes < 1:
@@ -46,8 +47,10 @@ class Producer:
     def push(self, payload: Any, *, delay: float | None = None) -> str:
         """Queue one message (visible after ``delay`` seconds, if given); return its id."""
         delay_ms = to_delay_ms(delay)
-        (mid,), raws = self._encode([payload])
-        self._send(raws, delay_ms)
+        data = self._checked(self.codec.encode(payload))
+        now = envelope.now_ms()
+        mid = envelope.new_id(now)
+        self._send([envelope.encode(mid, now, data)], delay_ms)
         return mid
 
     def push_many(self, payloads: Iterable[Any], *, delay: float | None = None) -> list[str]:
@@ -64,16 +67,19 @@ class Producer:
 
     def _encode(self, payloads: list[Any]) -> tuple[list[str], list[bytes]]:
         """Ids and envelopes for ``payloads``, all stamped with this millisecond."""
-        encode, limit = self.codec.encode, self.max_payload_bytes
-        data = [encode(p) for p in payloads]
-        for d in data:
-            if len(d) > limit:
-                raise EncodeError(
-                    f"payload is {len(d)} bytes encoded, over max_payload_bytes={limit}"
-                )
+        encode, checked = self.codec.encode, self._checked
+        data = [checked(encode(p)) for p in payloads]
         now = envelope.now_ms()
         ids = envelope.new_ids(len(data), now)
         return ids, [envelope.encode(mid, now, d) for mid, d in zip(ids, data, strict=True)]
+
+    def _checked(self, data: bytes) -> bytes:
+        if len(data) > self.max_payload_bytes:
+            raise EncodeError(
+                f"payload is {len(data)} bytes encoded, "
+                f"over max_payload_bytes={self.max_payload_bytes}"
+            )
+        return data
 
     def _send(self, raws: list[bytes], delay_ms: int) -> None:
         if not raws:
@@ -81,7 +87,7 @@ class Producer:
         if delay_ms:
             scripts.SCHEDULE(self.r, (self.keys.delayed,), (delay_ms, *raws))
         else:
-            self.r.execute_command("LPUSH", self.keys.queue, *raws)
+            self.r.execute_command("LPUSH", self._queue_key, *raws)
 
 
 def to_delay_ms(delay: float | None) -> int:
