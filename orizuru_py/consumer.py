@@ -295,7 +295,8 @@ class Consumer:
     def _take_now(self, n: int, taken: int) -> list[bytes]:
         """Take up to n without blocking; ``taken``: how many this take already moved."""
         keys = (self.keys.consumers, self.keys.queue, self.processing_key)
-        fresh, raws, length = scripts.TAKE(self.r, keys, (self.name, self._timeout_ms, n))
+        deadline = self._heartbeat.deadline_ms()
+        fresh, raws, length = scripts.TAKE(self.r, keys, (self.name, deadline, n))
         self._note_registration(fresh)
         self._check_length(length, taken + len(raws))
         return raws  # type: ignore[no-any-return]

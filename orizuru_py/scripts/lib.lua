@@ -1,4 +1,5 @@
--- Helpers prepended to every script by scripts.py (Redis scripts cannot import).
+-- Helpers put before each script by scripts.py (Redis scripts cannot import): only
+-- the ones a script uses, so keep one function per paragraph, callees first.
 --
 -- Envelope:     "OZ" .. "\1" .. deliveries (uint32 big-endian) .. msgpack body
 -- Dead record:  "OZD\1" .. #reason (uint32) .. reason .. dead_ms (2 x uint32) .. original bytes
@@ -64,9 +65,11 @@ local function oz_return_all(pop, source, queue, dead, max_attempts, now, push, 
   return requeued, dead_lettered
 end
 
--- LPUSH/RPUSH many values, in chunks small enough for unpack().
+-- LPUSH/RPUSH many values, in chunks small enough for unpack(); returns the length.
 local function oz_push_all(cmd, key, values)
+  local length = 0
   for i = 1, #values, 1000 do
-    redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values)))
+    length = redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values)))
   end
+  return length
 end
