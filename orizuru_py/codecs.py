@@ -27,9 +27,14 @@ class Codec(Protocol):
 class MsgpackCodec:
     """The default: any msgpack-encodable value (tuples come back as lists)."""
 
+    def __init__(self) -> None:
+        # One Packer, not one per call (a third of the cost). Safe between threads: it
+        # packs in C without releasing the GIL and resets its buffer after an error.
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+
     def encode(self, payload: Any) -> bytes:
         try:
-            return msgpack.packb(payload, use_bin_type=True)  # type: ignore[no-any-return]
+            return self._pack(payload)  # type: ignore[no-any-return]
         except (TypeError, ValueError, OverflowError) as exc:
             raise EncodeError(
                 f"payload of type {type(payload).__name__} cannot be encoded with msgpack: {exc}"
