@@ -96,9 +96,11 @@ def cases(single: int, batched: int, slices: int = 1) -> list[Case]:
     """The ceilings, named as ``orizuru_py.bench.orizuru_cases`` refers to them."""
     return [
         Case("raw_lpush", "raw LPUSH, one at a time", single, lpush, None, slices),
-        Case("raw_blmove_lrem", "raw BLMOVE + LREM, one at a time", single, blmove_lrem, None,
-             slices),
+        Case(
+            "raw_blmove_lrem", "raw BLMOVE + LREM, one at a time", single, blmove_lrem, None, slices
+        ),
         Case("raw_lpush_batch", f"raw LPUSH x{BATCH}", batched, lpush_batch, None, slices),
-        Case("raw_lua_batch", f"raw Lua move + Lua ack, x{BATCH}", batched, lua_batch, None,
-             slices),
+        Case(
+            "raw_lua_batch", f"raw Lua move + Lua ack, x{BATCH}", batched, lua_batch, None, slices
+        ),
     ]

@@ -75,8 +75,10 @@ def profiled(b: Bench, path: str, n: int, top: int) -> str:
     done()
     stats = pstats.Stats(profiler)
     total = stats.total_tt  # type: ignore[attr-defined]
-    lines = [f"  profiled total {total / n * 1e6:.1f} us/msg",
-             f"  {'own us/msg':>10} {'share':>6} {'cum us/msg':>10} {'calls/msg':>9}  function"]
+    lines = [
+        f"  profiled total {total / n * 1e6:.1f} us/msg",
+        f"  {'own us/msg':>10} {'share':>6} {'cum us/msg':>10} {'calls/msg':>9}  function",
+    ]
     entries = stats.stats.items()  # type: ignore[attr-defined]
     ranked = sorted(entries, key=lambda e: e[1][2], reverse=True)[:top]
     for (file, line, func), (_cc, calls, own, cum, _callers) in ranked:

@@ -30,7 +30,7 @@ import ceilings
 import peers
 from backlog import DEPTHS, depth_name
 
-from orizuru_py import bench
+from orizuru_py import bench, benchreport
 from orizuru_py.bench import Case, Row
 
 PEERS = ("rq", "dramatiq", "huey")
@@ -49,8 +49,11 @@ class Target:
     cost: bool = False
 
     def check(self, rows: dict[str, Row]) -> tuple[float | None, str]:
-        value = bench.ratio(rows, self.reference if self.cost else self.case,
-                            self.case if self.cost else self.reference)
+        value = benchreport.ratio(
+            rows,
+            self.reference if self.cost else self.case,
+            self.case if self.cost else self.reference,
+        )
         if value is None:
             return None, "n/a"
         ok = value <= self.threshold if self.cost else value >= self.threshold
@@ -116,9 +119,9 @@ def main_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
 
 def report(rows: dict[str, Row], depth: dict[str, Row], mem: dict[str, Any] | None) -> str:
     peers_here = [p for p in PEERS if p in rows]
-    lines = [bench.format_table(rows, peers_here), bench.TABLE_NOTE]
+    lines = [benchreport.format_table(rows, peers_here), benchreport.TABLE_NOTE]
     if depth:
-        lines += ["", "Cost per message by backlog:", bench.format_table(depth)]
+        lines += ["", "Cost per message by backlog:", benchreport.format_table(depth)]
     if mem:
         mib = 1024
         lines += [
@@ -152,7 +155,11 @@ def _commit() -> str | None:
     try:
         done = subprocess.run(
             ["git", "describe", "--always", "--dirty"],
-            cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True,
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -198,9 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         depth: dict[str, Row] = {}
         mem = None
         try:
-            env = {**bench.environment(b), "commit": _commit(), "peers": _versions(PEERS)}
-            print(f"benchmark on {env['server']} at {env['host']}, {rounds} round(s), "
-                  f"load {env['loadavg']}", flush=True)
+            env = {**benchreport.environment(b), "commit": _commit(), "peers": _versions(PEERS)}
+            print(
+                f"benchmark on {env['server']} at {env['host']}, {rounds} round(s), "
+                f"load {env['loadavg']}",
+                flush=True,
+            )
             slices = 2 if args.smoke else SLICES
             cases = main_cases(sizes, slices, not (args.smoke or args.no_peers))
             rows = bench.run_rounds(b, cases, rounds)
@@ -222,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             "slices": {c.name: c.slices for c in cases},
             "sizes": attrs.asdict(sizes),
         },
-        "rows": bench.rows_json(rows, [p for p in PEERS if p in rows]),
-        "depth": bench.rows_json(depth),
+        "rows": benchreport.rows_json(rows, [p for p in PEERS if p in rows]),
+        "depth": benchreport.rows_json(depth),
         "memory": mem,
         "targets": targets_json({**rows, **depth}),
     }
