@@ -86,7 +86,9 @@ def sigkill_chaos(
             "kills": fleet.kills,
             "kills_mid_stream": mid_stream,
             "reaped": gc.total.consumers_reaped,
-            "max_held": 1 if mode == "consumer" else 2 * WORKER_THREADS,  # prefetch = threads
+            # A worker has its threads' messages and up to 8 per thread prefetched in hand,
+            # and at most as many again handled, their batched ack under way.
+            "max_held": 1 if mode == "consumer" else 2 * (WORKER_THREADS + 8 * WORKER_THREADS),
             "seconds": round(time.monotonic() - start, 2),
         }
     finally:
