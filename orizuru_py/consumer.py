@@ -1,12 +1,14 @@
 """Consumer: take messages from a queue into this consumer's own processing list.
 
-A message is taken by one atomic move (``BLMOVE``, or ``take.lua`` for a
-batch), so it is always in a Redis list, never only in this process. Each take
-travels with a registration (``register.lua`` in the same pipeline, or inside
-``take.lua``) whose deadline outlasts the block, so a message can only enter
-the processing list of a consumer the GC still knows: a consumer frozen past
-its deadline and reaped registers again with its next take, and nothing it
-takes afterwards can be stranded.
+A message is taken by one atomic move (``take.lua``, or ``BLMOVE`` when the
+queue is empty), so it is always in a Redis list, never only in this process.
+Each take travels with a registration (inside ``take.lua``, or a ZADD pipelined
+before the ``BLMOVE``) whose deadline, on the server's clock, outlasts the
+block, so a message can only enter the processing list of a consumer the GC
+still knows: a consumer frozen past its deadline and reaped registers again
+with its next take, and nothing it takes afterwards can be stranded. Each take
+also reads the list's length: more than the consumer holds means a reply was
+lost, and the orphans are handed back.
 """
 
 from __future__ import annotations
@@ -74,6 +76,11 @@ def check_client(r: Any) -> None:
         )
 
 
+def check_heartbeat_timeout(value: float) -> None:
+    if not 0.2 <= value < 86_400:
+        raise ValueError(f"heartbeat_timeout must be from 0.2 s to a day, got {value!r}")
+
+
 def _default_socket_timeout(cls: type) -> Any:
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
@@ -101,10 +108,7 @@ class Consumer:
     ) -> None:
         self.keys = QueueKeys(queue, prefix)
         self.name = validate_name(name if name is not None else default_name(), "consumer name")
-        if not 0.2 <= heartbeat_timeout < 86_400:
-            raise ValueError(
-                f"heartbeat_timeout must be from 0.2 s to a day, got {heartbeat_timeout!r}"
-            )
+        check_heartbeat_timeout(heartbeat_timeout)
         if not block_time > 0:
             raise ValueError(f"block_time must be positive, got {block_time}")
         check_client(r)
@@ -206,6 +210,11 @@ class Consumer:
             keys = (self.keys.consumers, self.processing_key, self.keys.queue)
             scripts.DEREGISTER(self.r, keys, (self.name,))
             self._held.clear()
+
+    def stop_heartbeat(self) -> None:
+        """Stop beating but hand nothing back: what this consumer holds waits for the GC,
+        once the deadline passes, as if the process had died (a worker stopped at once)."""
+        self._heartbeat.stop()
 
     def forget(self, raw: bytes) -> None:
         """A guard of ours was settled."""

@@ -36,7 +36,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .backoff import Backoff, Exponential
 from .codecs import Codec
 from .collector import DEFAULT_MAX_ATTEMPTS, GarbageCollector
-from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, MAX_BATCH, Consumer
+from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, MAX_BATCH, Consumer, check_heartbeat_timeout
 from .guard import MessageGuard
 
 log = logging.getLogger("orizuru_py.worker")
@@ -48,6 +48,11 @@ DEFAULT_GC_INTERVAL = 5.0
 _ACK_BATCH = 1000
 _CHUNK_SECONDS = 0.001
 _TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+
+
+def _check_count(name: str, value: object, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
 class Worker:
@@ -73,13 +78,11 @@ class Worker:
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+        _check_count("concurrency", concurrency, 1)
+        _check_count("max_attempts", max_attempts, 1)
         prefetch = 8 * concurrency if prefetch is None else prefetch
-        if not isinstance(prefetch, int) or prefetch < 0:
-            raise ValueError(f"prefetch must be an int >= 0, got {prefetch!r}")
+        _check_count("prefetch", prefetch, 0)
+        check_heartbeat_timeout(heartbeat_timeout)
         if gc_interval is not None and not gc_interval > 0:
             raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
         self.handler = handler
@@ -125,6 +128,12 @@ class Worker:
             raise RuntimeError("a Worker runs once; make a new one")
         self._started = True
         restore = self._install_signals()
+        try:
+            self._run()
+        finally:
+            restore()
+
+    def _run(self) -> None:
         self.consumer = consumer = Consumer(self._r, self._queue, **self._consumer_args)
         threads = [
             threading.Thread(target=self._work_loop, name=f"orizuru-worker-{i}", daemon=True)
@@ -141,12 +150,11 @@ class Worker:
             if gc:
                 gc[1].set()
             if not self._drain(consumer, threads):
-                consumer._heartbeat.stop()
+                consumer.stop_heartbeat()
                 log.warning(
                     "worker %s stopped at once; the GC will return its in-flight messages",
                     consumer.name,
                 )
-            restore()
 
     # -- the fetching thread --------------------------------------------------------
 

@@ -182,6 +182,8 @@ def test_the_gc_inside_a_worker_recovers_a_dead_consumers_messages(
         ({"max_attempts": 0}, ValueError),
         ({"prefetch": -1}, ValueError),
         ({"gc_interval": 0}, ValueError),
+        ({"concurrency": True}, ValueError),
+        ({"heartbeat_timeout": 0.1}, ValueError),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_taken(
