@@ -42,7 +42,7 @@ def _with_helpers(body: str) -> str:
         if name in needed:
             continue
         needed.append(name)
-        todo.extend(_HELPER.findall(_LIB[name].split("\n", 1)[1]))
+        todo.extend(_HELPER.findall(_LIB[name]))
     order = [name for name in _LIB if name in needed]  # lib.lua's order: callees first
     return "\n\n".join([*(_LIB[name] for name in order), body])
 
