@@ -37,6 +37,17 @@ def running(worker: Worker) -> Iterator[threading.Thread]:
         assert not thread.is_alive(), "Worker.run() did not return after stop()"
 
 
+def sample_hand(r: redis.Redis, worker: Worker, samples: int) -> list[int]:
+    """The length of a running worker's processing list, every 20 ms."""
+    wait_for(lambda: worker.consumer is not None)
+    assert worker.consumer is not None
+    sizes = []
+    for _ in range(samples):
+        sizes.append(r.llen(worker.consumer.processing_key))
+        time.sleep(0.02)
+    return sizes
+
+
 def test_every_message_is_handled_once_and_nothing_is_left_behind(
     r: redis.Redis, queue: str
 ) -> None:
@@ -120,14 +131,8 @@ def test_held_messages_never_exceed_concurrency_plus_prefetch(r: redis.Redis, qu
     Producer(r, queue).push_many({"n": i} for i in range(30))
     gate = threading.Event()
     worker = Worker(r, queue, lambda p: gate.wait(5), concurrency=2, prefetch=1)
-    sizes: list[int] = []
     with running(worker):
-        wait_for(lambda: worker.consumer is not None)
-        assert worker.consumer is not None
-        key = worker.consumer.processing_key
-        for _ in range(20):
-            sizes.append(r.llen(key))
-            time.sleep(0.02)
+        sizes = sample_hand(r, worker, 20)
         gate.set()
     assert max(sizes) == 3
 
@@ -135,14 +140,8 @@ def test_held_messages_never_exceed_concurrency_plus_prefetch(r: redis.Redis, qu
 def test_a_slow_handler_holds_one_message_beyond_its_threads(r: redis.Redis, queue: str) -> None:
     Producer(r, queue).push_many({"n": i} for i in range(40))
     worker = Worker(r, queue, lambda p: time.sleep(0.05), concurrency=2)  # prefetch up to 16
-    sizes: list[int] = []
     with running(worker):
-        wait_for(lambda: worker.consumer is not None)
-        assert worker.consumer is not None
-        key = worker.consumer.processing_key
-        for _ in range(25):
-            sizes.append(r.llen(key))
-            time.sleep(0.02)
+        sizes = sample_hand(r, worker, 25)
     # 2 threads + 1 in hand (+ up to 2 handled, their acks in flight), not 2 + 16.
     assert 3 <= max(sizes) <= 5
 
