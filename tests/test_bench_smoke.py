@@ -23,9 +23,20 @@ ORIZURU = {"push", "next_ack", "push_many", "batch", "worker"}
 def smoke(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "smoke.json"
     done = subprocess.run(
-        [sys.executable, "benchmarks/run.py", "--smoke", "--redis-url", redis_url,
-         "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "benchmarks/run.py",
+            "--smoke",
+            "--redis-url",
+            redis_url,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(out.read_text())  # type: ignore[no-any-return]
@@ -64,8 +75,9 @@ def test_orizuru_bench_prints_a_row_per_path_and_writes_them(
     redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "bench.json"
-    code = bench.main(["--redis-url", redis_url, "--messages", "200", "--rounds", "1",
-                       "--json", str(out)])
+    code = bench.main(
+        ["--redis-url", redis_url, "--messages", "200", "--rounds", "1", "--json", str(out)]
+    )
     assert code == 0
     rows = json.loads(out.read_text())["rows"]
     assert {name: len(row["rates"]) for name, row in rows.items()} == dict.fromkeys(ORIZURU, 1)

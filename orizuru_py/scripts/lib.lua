@@ -1,7 +1,8 @@
 -- Helpers put before each script by scripts.py (Redis scripts cannot import): only
 -- the ones a script uses, so keep one function per paragraph, callees first.
 --
--- Envelope:     "OZ" .. "\1" .. deliveries (uint32 big-endian) .. msgpack body
+-- Envelope:     "OZ" .. "\1" .. deliveries (uint32 big-endian) .. enqueued_ms (uint64)
+--               .. #id (1 byte) .. id .. payload: 16 bytes of header at least
 -- Dead record:  "OZD\1" .. #reason (uint32) .. reason .. dead_ms (2 x uint32) .. original bytes
 
 local function oz_now_ms()
@@ -16,7 +17,7 @@ end
 
 -- Deliveries so far, or nil when raw is not an envelope this version knows.
 local function oz_deliveries(raw)
-  if #raw < 7 or string.sub(raw, 1, 3) ~= "OZ\1" then return nil end
+  if #raw < 16 or string.sub(raw, 1, 3) ~= "OZ\1" then return nil end
   local a, b, c, d = string.byte(raw, 4, 7)
   return a * 16777216 + b * 65536 + c * 256 + d
 end
