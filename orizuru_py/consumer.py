@@ -26,6 +26,7 @@ from typing import Any
 
 from redis.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import scripts
@@ -41,7 +42,9 @@ log = logging.getLogger("orizuru_py.consumer")
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 DEFAULT_BLOCK_TIME = 1.0
 MAX_BATCH = 10_000
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
+# Errors a consumer rides out with backoff: the server (or every cluster node) is
+# unreachable for now. redis-py's "cluster cannot be connected" is no RedisError.
+TRANSIENT = (RedisConnectionError, RedisTimeoutError, RedisClusterException)
 
 
 def default_name() -> str:
@@ -259,7 +262,7 @@ class Consumer:
                     if self._closed.is_set():
                         break  # close() waits for this lock, then hands these back
                 self._failures = 0
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 self._backoff(exc)
                 raws = []
             if raws:
@@ -342,7 +345,7 @@ class Consumer:
         )
         try:
             scripts.DEAD_LETTER(self.r, (self.processing_key, self.keys.dead), (reason, raw))
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             # It stays in the processing list; the next reconcile hands it back.
             log.warning("could not dead-letter it (%s); it will be handed back", exc)
             self._reconcile = True

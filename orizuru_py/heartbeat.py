@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from . import scripts
 from .keys import QueueKeys
@@ -82,7 +82,7 @@ class Heartbeat:
         while not self._stop.wait(self.tick):
             try:
                 self.beat()
-            except RedisError as exc:
+            except (RedisError, RedisClusterException) as exc:
                 log.warning("heartbeat of consumer %s failed: %s", self.name, exc)
             except Exception:
                 log.exception("heartbeat of consumer %s failed", self.name)

@@ -29,14 +29,18 @@ from functools import partial
 from types import FrameType
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .backoff import Backoff, Exponential
 from .codecs import Codec
 from .collector import DEFAULT_MAX_ATTEMPTS, GarbageCollector
-from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, MAX_BATCH, Consumer, check_heartbeat_timeout
+from .consumer import (
+    DEFAULT_HEARTBEAT_TIMEOUT,
+    MAX_BATCH,
+    TRANSIENT,
+    Consumer,
+    check_heartbeat_timeout,
+)
 from .guard import MessageGuard
 
 log = logging.getLogger("orizuru_py.worker")
@@ -47,7 +51,6 @@ DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_GC_INTERVAL = 5.0
 _ACK_BATCH = 1000
 _CHUNK_SECONDS = 0.001
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError)
 
 
 def _check_count(name: str, value: object, least: int) -> None:
@@ -318,7 +321,7 @@ class Worker:
             try:
                 action()
                 return
-            except _TRANSIENT as exc:
+            except TRANSIENT as exc:
                 if self._stopping.is_set() and give_up is None:
                     give_up = time.monotonic() + self.drain_timeout
                 if self._aborted.is_set() or (give_up is not None and time.monotonic() > give_up):

@@ -110,8 +110,9 @@ def test_push_to_a_queue_in_another_slot_moves_the_message(cluster: RedisCluster
     guard = consumer.next(timeout=2)
     assert guard is not None and guard.push(other)
     assert cluster.llen(consumer.processing_key) == 0
-    moved = Consumer(cluster, other).next(timeout=2)
-    assert moved is not None and (moved.id, moved.payload) == (guard.id, "hop")
+    with Consumer(cluster, other) as receiver:
+        moved = receiver.next(timeout=2)
+        assert moved is not None and (moved.id, moved.payload) == (guard.id, "hop")
     consumer.close()
 
 
