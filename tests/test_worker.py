@@ -204,6 +204,21 @@ def _payloads(r: redis.Redis, queue: str) -> list[Any]:
 # -- a real `orizuru worker` process ----------------------------------------------------
 
 
+def _worker_command(redis_url: str, handler: str, queue: str, *extra: str) -> list[str]:
+    """``orizuru worker`` as a user types it, run by this test's interpreter."""
+    return [
+        sys.executable,
+        "-m",
+        "orizuru_py",
+        "--redis-url",
+        redis_url,
+        "worker",
+        handler,
+        queue,
+        *extra,
+    ]
+
+
 def _worker_process(
     redis_url: str, queue: str, *extra: str, sleep: float = 0.05
 ) -> subprocess.Popen[bytes]:
@@ -213,17 +228,7 @@ def _worker_process(
         "HANDLED_KEY": f"{queue}:handled",
         "HANDLER_SLEEP": str(sleep),
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "orizuru_py",
-        "--redis-url",
-        redis_url,
-        "worker",
-        "tests.handlers:record",
-        queue,
-        *extra,
-    ]
+    cmd = _worker_command(redis_url, "tests.handlers:record", queue, *extra)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -282,16 +287,7 @@ def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
 
 
 def test_a_handler_path_that_does_not_import_is_a_clear_error(redis_url: str, queue: str) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "orizuru_py",
-        "--redis-url",
-        redis_url,
-        "worker",
-        "tests.no_such_module:f",
-        queue,
-    ]
+    cmd = _worker_command(redis_url, "tests.no_such_module:f", queue)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2
     assert "cannot import 'tests.no_such_module'" in out.stderr

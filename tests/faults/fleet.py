@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import attrs
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -150,7 +150,29 @@ class Fleet:
         self.close()
 
 
-class GcLoop:
+class _InThread:
+    """Runs ``_run`` in a daemon thread for the length of a ``with`` block; ``_run``
+    ends when ``_stop`` is set."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class GcLoop(_InThread):
     """A ``GarbageCollector`` collecting every ``interval`` s in a thread; it sums the
     reports (so a scenario can count reaped consumers) and survives connection errors."""
 
@@ -159,8 +181,7 @@ class GcLoop:
         self.interval = interval
         self.total = CollectReport()
         self.errors = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"faults-gc-{queue}", daemon=True)
+        super().__init__(f"faults-gc-{queue}")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -172,18 +193,8 @@ class GcLoop:
         except RedisError:
             self.errors += 1
 
-    def __enter__(self) -> GcLoop:
-        self._thread.start()
-        return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class Pusher:
+class Pusher(_InThread):
     """Pushes ``total`` messages ``{"n": i}`` in chunks from a thread. The ids of pushes
     that returned are kept (each must be delivered); a push that raised is counted,
     and the next chunk is tried after a pause. ``pace`` s pass between chunks."""
@@ -194,8 +205,7 @@ class Pusher:
         self.ids: list[str] = []
         self.errors = 0
         self.attempted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"faults-push-{queue}", daemon=True)
+        super().__init__(f"faults-push-{queue}")
 
     def _run(self) -> None:
         while self.attempted < self.total and not self._stop.is_set():
@@ -219,16 +229,6 @@ class Pusher:
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
-
-    def __enter__(self) -> Pusher:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 class PrivateServer:
