@@ -5,9 +5,19 @@ from .codecs import AttrsCodec, BytesCodec, Codec, MsgpackCodec
 from .collector import CollectReport, GarbageCollector
 from .consumer import Consumer
 from .deadletter import DeadLetter
-from .errors import AlreadySettled, DecodeError, EncodeError, OrizuruError
+from .errors import (
+    AlreadySettled,
+    DecodeError,
+    EncodeError,
+    NotConfirmed,
+    OrizuruError,
+    WorkerCrashed,
+)
 from .guard import MessageGuard
+from .handling import WorkerStats
 from .keys import QueueKeys
+from .observer import Observer
+from .ops.queue import ConsumerStats, Peeked, Queue, QueueStats
 from .producer import Producer
 from .worker import Worker
 
@@ -18,6 +28,7 @@ __all__ = [
     "Codec",
     "CollectReport",
     "Consumer",
+    "ConsumerStats",
     "DeadLetter",
     "DecodeError",
     "EncodeError",
@@ -26,8 +37,15 @@ __all__ = [
     "Linear",
     "MessageGuard",
     "MsgpackCodec",
+    "NotConfirmed",
+    "Observer",
     "OrizuruError",
+    "Peeked",
     "Producer",
+    "Queue",
     "QueueKeys",
+    "QueueStats",
     "Worker",
+    "WorkerCrashed",
+    "WorkerStats",
 ]

@@ -1,58 +1,74 @@
 """GarbageCollector: return what no live consumer will settle to the queue.
 
-It reaps consumers whose deadline has passed (their processing lists go back
-to the front of the queue), returns rejected messages from the unack list to
-the back of the queue, and promotes due delayed messages. Each return counts
-a delivery; a message delivered ``max_attempts`` times is dead-lettered
-instead. Its cost grows with the queue's consumers, never with the keyspace.
+It reaps consumers whose deadline has passed (what they took and never handed
+out goes back uncounted; what they handed to the application, counted), returns
+rejected messages from the unack list to the back of the queue (counted),
+promotes due delayed messages, and forgets lapsed unique keys and stale
+cancellation marks. A message delivered ``max_attempts`` times is
+dead-lettered instead. Every step is bounded, its cost grows with the queue's
+consumers, never with the keyspace, and no error ends it: a failing step is
+logged and the next one, and the next pass, go on.
+
+A collector that runs in a loop also guards against the server's clock being
+stepped forward (an NTP correction, a VM resumed): every deadline would seem
+passed at once, live consumers included, until each beats again. When the
+server's clock has run ahead of this process's own monotonic clock by more than
+``CLOCK_STEP`` since the last pass, it reaps nobody for ``CLOCK_HOLD`` seconds (by its
+own clock): long enough for every live consumer to beat (at least every 0.5 s) and
+set its deadline by the new time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
-from redis.exceptions import RedisError
 
 from . import scripts
-from .heartbeat import PROMOTE_BATCH
+from .client import TRANSIENT
+from .consumer import DEFAULT_MAX_ATTEMPTS, check_max_attempts
+from .heartbeat import PROMOTE_BATCH, recover
 from .keys import QueueKeys
+from .plan import Driver, Pause, Plan, blocking, script
 
 log = logging.getLogger("orizuru_py.collector")
 
-DEFAULT_MAX_ATTEMPTS = 5
-# Consumers listed, or rejected messages moved, per script call, so no call blocks Redis
-# for long. A reaped consumer's list goes back in one call: it holds one batch or so.
-_BATCH = 1000
+_BATCH = 1000  # consumers listed, or messages moved, per script call
+CLOCK_STEP = 1.0  # seconds the server clock may run ahead of ours between passes
+CLOCK_HOLD = 2.0  # seconds of no reaping after such a jump
+_MARK_MAX_AGE_MS = 24 * 3600 * 1000
 
 
 @attrs.frozen
 class CollectReport:
-    """What one ``collect()`` did."""
+    """What one ``collect()`` did: messages returned to the queue with a delivery
+    counted (``requeued``) or uncounted (``released``: never handed out), dead-lettered,
+    consumers reaped, delayed messages promoted."""
 
     requeued: int = 0
     dead_lettered: int = 0
     consumers_reaped: int = 0
     promoted: int = 0
+    released: int = 0
 
     def __add__(self, other: CollectReport) -> CollectReport:
         return CollectReport(
             *(a + b for a, b in zip(attrs.astuple(self), attrs.astuple(other), strict=True))
         )
 
-
-def _validate_max_attempts(value: int | None) -> int:
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"max_attempts must be None or an int >= 1, got {value!r}")
-    return value
+    def __bool__(self) -> bool:
+        return any(attrs.astuple(self))
 
 
-class GarbageCollector:
-    """Recovers one queue's unsettled messages. Any number may run at once."""
+class GarbageCollectorCore:
+    """Recovers one queue's unsettled messages. Any number may run at once. ``on_report``
+    is told what each pass of ``run()`` did (an empty report included)."""
+
+    driver_class: type[Any] = Driver
 
     def __init__(
         self,
@@ -61,70 +77,160 @@ class GarbageCollector:
         *,
         max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
         prefix: str = "orizuru",
+        on_report: Callable[[CollectReport], None] | None = None,
     ) -> None:
         self.r = r
+        self._driver = self.driver_class(r)
         self.keys = QueueKeys(queue, prefix)
-        self.max_attempts = _validate_max_attempts(max_attempts)
+        self.max_attempts = check_max_attempts(max_attempts)
+        self.on_report = on_report
+        self._clock: tuple[int, float] | None = None  # (server ms, monotonic s) last pass
+        self._hold_until = 0.0  # no reaping before this (monotonic), after a clock jump
+        self._sweep_cursor: Any = 0
+        self._wake_in = 0.0
 
-    def collect(self) -> CollectReport:
-        """One full pass; returns what it moved."""
-        return self._reap() + self._requeue_unack() + self._promote()
+    def _collect(self) -> Plan[CollectReport]:
+        """One full pass; returns what it moved. Errors propagate."""
+        report = yield from self._reap(watch_clock=False)
+        report += yield from self._requeue_unack()
+        report += yield from self._promote()
+        yield from self._sweep()
+        return report
 
-    def run(self, interval: float, stop: threading.Event) -> None:
-        """Collect every ``interval`` seconds until ``stop`` is set; errors are logged."""
-        while not stop.wait(interval):
+    def _guarded_pass(self) -> Plan[CollectReport]:
+        """One pass for a collector that runs in a loop: each step's failure is logged and
+        the next step goes on; the clock is watched."""
+        report = CollectReport()
+        steps = (self._reap(watch_clock=True), self._requeue_unack(), self._promote(),
+                 self._sweep())  # fmt: skip
+        for step in steps:
             try:
-                report = self.collect()
-            except RedisError as exc:
-                log.warning("gc of queue %s failed: %s", self.keys.name, exc)
+                done = yield from step
+            except TRANSIENT as exc:
+                log.warning("gc of queue %s: %s; trying again next pass", self.keys.name, exc)
                 continue
-            if report.consumers_reaped or report.dead_lettered:
-                log.info("gc of queue %s: %s", self.keys.name, report)
+            except Exception:
+                log.exception("gc of queue %s failed a step; going on", self.keys.name)
+                continue
+            if isinstance(done, CollectReport):
+                report += done
+        if report.consumers_reaped or report.dead_lettered:
+            log.info("gc of queue %s: %s", self.keys.name, report)
+        if self.on_report is not None:
+            self.on_report(report)
+        return report
 
-    def start(self, interval: float) -> tuple[threading.Thread, threading.Event]:
-        """Run ``run`` in a daemon thread; set the returned event to stop it."""
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self.run, args=(interval, stop), name=f"orizuru-gc-{self.keys.name}", daemon=True
-        )
-        thread.start()
-        return thread, stop
-
-    def _reap(self) -> CollectReport:
-        reaped = requeued = dead = 0
-        for name in scripts.EXPIRED(self.r, (self.keys.consumers,), (_BATCH,)):
-            consumer = name.decode() if isinstance(name, bytes) else name
-            keys = (
-                self.keys.consumers,
-                self.keys.processing(consumer),
-                self.keys.queue,
-                self.keys.dead,
-            )
-            r_, q_, d_ = scripts.REAP(self.r, keys, (consumer, self.max_attempts))
-            if r_:
-                log.warning(
-                    "reaped consumer %s of queue %s: %d requeued, %d dead-lettered",
-                    consumer,
-                    self.keys.name,
-                    q_,
-                    d_,
-                )
-            reaped, requeued, dead = reaped + r_, requeued + q_, dead + d_
-        return CollectReport(requeued, dead, reaped)
-
-    def _requeue_unack(self) -> CollectReport:
-        requeued = dead = 0
-        keys = (self.keys.unack, self.keys.queue, self.keys.dead)
+    def _run(self, interval: float) -> Plan[None]:
+        """Collect every ``interval`` seconds (sooner when a consumer's deadline falls
+        due) until stopped."""
+        if not isinstance(interval, int | float) or not interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         while True:
-            q_, d_ = scripts.REQUEUE_UNACK(self.r, keys, (self.max_attempts, _BATCH))
-            requeued, dead = requeued + q_, dead + d_
-            if q_ + d_ < _BATCH:
+            self._wake_in = interval
+            yield from self._guarded_pass()
+            if (yield Pause(max(0.01, min(interval, self._wake_in)))):
+                return
+
+    def _reap(self, *, watch_clock: bool) -> Plan[CollectReport]:
+        report = CollectReport()
+        now, names, upcoming = yield from script(scripts.EXPIRED, (self.keys.consumers,), (_BATCH,))
+        if watch_clock and (self._clock_stepped(int(now)) or time.monotonic() < self._hold_until):
+            return report
+        if upcoming != -1:
+            self._wake_in = min(self._wake_in, (upcoming - now) / 1000 + 0.01)
+        for member in names:
+            try:
+                done, requeued, dead, released = yield from recover(
+                    self.keys, member, self.max_attempts, "reap"
+                )
+            except TRANSIENT:
+                raise
+            except Exception:
+                log.exception("gc of queue %s could not reap consumer %r", self.keys.name, member)
+                continue
+            if done:
+                log.warning(
+                    "reaped consumer %s of queue %s: %d requeued, %d dead-lettered, "
+                    "%d unstarted handed back",
+                    member.decode(errors="replace") if isinstance(member, bytes) else member,
+                    self.keys.name,
+                    requeued,
+                    dead,
+                    released,
+                )
+            report += CollectReport(requeued, dead, int(done == 1), 0, released)
+        return report
+
+    def _clock_stepped(self, server_ms: int) -> bool:
+        """Whether the server's clock jumped ahead of ours since the last pass."""
+        mono, last = time.monotonic(), self._clock
+        self._clock = (server_ms, mono)
+        if last is None:
+            return False
+        ahead = (server_ms - last[0]) / 1000 - (mono - last[1])
+        if ahead > CLOCK_STEP:
+            log.warning(
+                "the clock of queue %s's server jumped %.1f s ahead of this process's; "
+                "reaping nobody for %.0f s, so that live consumers can beat first",
+                self.keys.name,
+                ahead,
+                CLOCK_HOLD,
+            )
+            self._hold_until = mono + CLOCK_HOLD
+            return True
+        if ahead < -CLOCK_STEP:
+            log.warning(
+                "the clock of queue %s's server went %.1f s back: a consumer that died just "
+                "before is recovered that much later",
+                self.keys.name,
+                -ahead,
+            )
+        return False
+
+    def _requeue_unack(self) -> Plan[CollectReport]:
+        requeued = dead = 0
+        k = self.keys
+        keys = (k.unack, k.queue, k.dead, k.unique, k.unique_expiry, k.counts)
+        while True:
+            q, d = yield from script(scripts.REQUEUE_UNACK, keys, (self.max_attempts, _BATCH))
+            requeued, dead = requeued + q, dead + d
+            if q + d < _BATCH:
                 return CollectReport(requeued, dead)
 
-    def _promote(self) -> CollectReport:
+    def _promote(self) -> Plan[CollectReport]:
         promoted = 0
         while True:
-            n = scripts.PROMOTE(self.r, (self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,))
+            n = yield from script(
+                scripts.PROMOTE, (self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,)
+            )
             promoted += n
             if n < PROMOTE_BATCH:
                 return CollectReport(promoted=promoted)
+
+    def _sweep(self) -> Plan[None]:
+        """Forget lapsed unique keys and stale cancellation marks, a page per pass."""
+        k = self.keys
+        argv = (_BATCH, self._sweep_cursor, _MARK_MAX_AGE_MS)
+        _, _, cursor = yield from script(scripts.SWEEP, (k.unique, k.unique_expiry, k.cancel), argv)
+        self._sweep_cursor = cursor
+
+
+class GarbageCollector(GarbageCollectorCore):
+    """Recovers one queue's unsettled messages (the blocking API)."""
+
+    _driver: Driver
+
+    collect = blocking(GarbageCollectorCore._collect)
+    run = blocking(GarbageCollectorCore._run)
+
+    def stop(self) -> None:
+        """End ``run()`` (from any thread) within a moment."""
+        self._driver.closed.set()
+
+    def start(self, interval: float) -> threading.Thread:
+        """``run(interval)`` in a daemon thread; ``stop()`` ends it."""
+        thread = threading.Thread(
+            target=self.run, args=(interval,), name=f"orizuru-gc-{self.keys.name}", daemon=True
+        )
+        thread.start()
+        return thread

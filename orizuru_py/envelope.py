@@ -1,13 +1,17 @@
 """The message on the wire: a fixed header, the id, then the payload.
 
-Layout (version 1)::
+Layout::
 
     b"OZ" | version (1 byte) | deliveries so far (uint32 BE) | enqueued_ms (uint64 BE)
-          | id length (1 byte) | id (ASCII) | payload (what the codec produced)
+          | id length (1 byte) | id (ASCII)
+          | (version 2 only) extensions length (uint16 BE) | extensions
+          | payload (what the codec produced)
 
-No msgpack around it: every field sits at a fixed or stated offset, so encoding
-is a concatenation, decoding is slicing, and the Lua scripts count a delivery by
-rewriting four bytes.
+A plain message is version 1. A message pushed with a unique key or a ttl is
+version 2: its extensions are (tag, uint16 length, value) triples, tag 1 the
+unique key (UTF-8), tag 2 the time it expires (uint64 ms, the producer's clock).
+No msgpack around it: encoding is a concatenation, decoding is slicing, and the
+Lua scripts count a delivery by rewriting four bytes at the same place in both.
 """
 
 from __future__ import annotations
@@ -16,49 +20,77 @@ import itertools
 import os
 import struct
 import time
+from collections.abc import Iterable
 
 import attrs
 
 from .errors import DecodeError
 
 MAGIC = b"OZ"
-VERSION = 1
-_PREFIX = MAGIC + bytes([VERSION])
+VERSION = 1  # of a plain message; 2 carries extensions
+_V1, _V2 = MAGIC + b"\x01", MAGIC + b"\x02"
 _FIELDS = struct.Struct(">IQB")  # deliveries, enqueued_ms, id length
-_HEADER_LEN = len(_PREFIX) + _FIELDS.size
+_HEADER_LEN = len(_V1) + _FIELDS.size
+_U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+_TAG_UNIQUE, _TAG_EXPIRES = 1, 2
+MAX_UNIQUE_KEY = 1000
+
+
+# What ``parse`` returns: id, enqueued_ms, deliveries so far, unique key, expiry (ms),
+# payload. A plain tuple: it is built for every message taken.
+Parsed = tuple[str, int, int, str | None, int | None, bytes]
 
 
 @attrs.frozen
 class Envelope:
-    """One message: ``deliveries`` counts the deliveries before the current one."""
+    """One whole message: ``deliveries`` counts the deliveries before the current one.
+    (Takes use ``parse``, which builds no object but a tuple.)"""
 
     id: str
     enqueued_ms: int
     payload: bytes
     deliveries: int = 0
+    unique_key: str | None = None
+    expires_ms: int | None = None
 
     def encode(self) -> bytes:
-        return encode(self.id, self.enqueued_ms, self.payload, self.deliveries)
+        return encode(*attrs.astuple(self))
 
     @classmethod
     def decode(cls, raw: bytes) -> Envelope:
         """Parse ``raw``; raise ``DecodeError`` (carrying ``raw``) if it is not an envelope."""
-        return cls(*fields(raw))
+        mid, enqueued_ms, deliveries, unique_key, expires_ms, payload = parse(raw)
+        return cls(mid, enqueued_ms, payload, deliveries, unique_key, expires_ms)
 
 
-def encode(mid: str, enqueued_ms: int, payload: bytes, deliveries: int = 0) -> bytes:
-    """Encode one message; the hot path of every push."""
+def encode(
+    mid: str,
+    enqueued_ms: int,
+    payload: bytes,
+    deliveries: int = 0,
+    unique_key: str | None = None,
+    expires_ms: int | None = None,
+) -> bytes:
+    """Encode one message; a plain one (no unique key, no expiry) is the hot path."""
     id_bytes = mid.encode("ascii")
-    return _PREFIX + _FIELDS.pack(deliveries, enqueued_ms, len(id_bytes)) + id_bytes + payload
+    head = _FIELDS.pack(deliveries, enqueued_ms, len(id_bytes)) + id_bytes
+    if unique_key is None and expires_ms is None:
+        return _V1 + head + payload
+    ext = b""
+    if unique_key is not None:
+        key = unique_key.encode()
+        ext += bytes([_TAG_UNIQUE]) + _U16.pack(len(key)) + key
+    if expires_ms is not None:
+        ext += bytes([_TAG_EXPIRES]) + _U16.pack(8) + _U64.pack(expires_ms)
+    return _V2 + head + _U16.pack(len(ext)) + ext + payload
 
 
-def fields(raw: bytes) -> tuple[str, int, bytes, int]:
-    """``(id, enqueued_ms, payload, deliveries)`` of ``raw``, or ``DecodeError``.
-
-    The hot path of every take: slices, and the cheap checks.
-    """
-    if raw[:3] != _PREFIX or len(raw) < _HEADER_LEN:
+def parse(raw: bytes) -> Parsed:
+    """What ``raw`` carries (see ``Parsed``), or ``DecodeError``: the hot path of every take."""
+    version = raw[:3]
+    if (version != _V1 and version != _V2) or len(raw) < _HEADER_LEN:
         raise DecodeError(_header_problem(raw), raw)
     deliveries, enqueued_ms, n = _FIELDS.unpack_from(raw, 3)
     end = _HEADER_LEN + n
@@ -68,20 +100,61 @@ def fields(raw: bytes) -> tuple[str, int, bytes, int]:
         mid = raw[_HEADER_LEN:end].decode("ascii")
     except UnicodeDecodeError:
         raise DecodeError("malformed envelope: the id is not ASCII", raw) from None
-    return mid, enqueued_ms, raw[end:], deliveries
+    if version == _V1:
+        return mid, enqueued_ms, deliveries, None, None, raw[end:]
+    unique_key, expires_ms, payload = _extensions(raw, end)
+    return mid, enqueued_ms, deliveries, unique_key, expires_ms, payload
+
+
+def _extensions(raw: bytes, at: int) -> tuple[str | None, int | None, bytes]:
+    if len(raw) < at + 2:
+        raise DecodeError("malformed envelope: truncated extensions", raw)
+    (length,) = _U16.unpack_from(raw, at)
+    at += 2
+    end = at + length
+    if len(raw) < end:
+        raise DecodeError("malformed envelope: the extensions run past the end", raw)
+    unique_key = expires_ms = None
+    while at < end:
+        if at + 3 > end:
+            raise DecodeError("malformed envelope: a truncated extension", raw)
+        tag, (size,) = raw[at], _U16.unpack_from(raw, at + 1)
+        value = raw[at + 3 : at + 3 + size]
+        if len(value) != size:
+            raise DecodeError("malformed envelope: an extension runs past the end", raw)
+        if tag == _TAG_UNIQUE:
+            unique_key = value.decode("utf-8", "replace")
+        elif tag == _TAG_EXPIRES and size == 8:
+            (expires_ms,) = _U64.unpack(value)
+        at += 3 + size
+    return unique_key, expires_ms, raw[end:]
 
 
 def _header_problem(raw: bytes) -> str:
     if raw[:2] != MAGIC:
         return "not an orizuru envelope (bad magic)"
-    if len(raw) > 2 and raw[2] != VERSION:
+    if len(raw) > 2 and raw[2] not in (1, 2):
         return f"unknown envelope format version {raw[2]}"
     return "truncated envelope header"
 
 
+def message_id(raw: bytes) -> str | None:
+    """The id of an envelope without parsing the rest (None if ``raw`` is not one)."""
+    if raw[:2] != MAGIC or len(raw) < _HEADER_LEN:
+        return None
+    end = _HEADER_LEN + raw[_HEADER_LEN - 1]
+    return raw[_HEADER_LEN:end].decode("ascii", "replace") if len(raw) >= end else None
+
+
+def packed_ids(raws: Iterable[bytes]) -> bytes:
+    """The ids of envelopes as the scripts take them in one argument: each its length
+    (one byte) and its bytes, sliced straight from the envelope, which stores it so."""
+    return b"".join([raw[15 : 16 + raw[15]] for raw in raws])
+
+
 def with_deliveries(raw: bytes, deliveries: int) -> bytes:
-    """The same message with its delivery count replaced (for retries)."""
-    return _PREFIX + _U32.pack(deliveries) + raw[len(_PREFIX) + 4 :]
+    """The same message with its delivery count replaced."""
+    return raw[:3] + _U32.pack(deliveries) + raw[7:]
 
 
 _node = os.urandom(6).hex()

@@ -28,3 +28,27 @@ class DecodeError(OrizuruError):
         super().__init__(reason)
         self.reason = reason
         self.raw = raw
+
+
+class NotConfirmed(OrizuruError):
+    """A push was not confirmed in time by ``replicas`` replicas (``WAIT``), or, with
+    ``fsync=True``, by the append-only file (``WAITAOF``).
+
+    The message may still be queued: retrying may duplicate it, never lose it.
+    ``ids`` are the messages of the call, ``replicas_reached`` how many replicas
+    acknowledged the write, ``local_fsync`` whether the primary's AOF had it.
+    """
+
+    def __init__(self, ids: list[str], replicas_reached: int, *, local_fsync: bool = True) -> None:
+        super().__init__(
+            f"{len(ids)} message(s) not confirmed: {replicas_reached} replica(s) acknowledged"
+            + ("" if local_fsync else ", not yet in the primary's append-only file")
+        )
+        self.ids = ids
+        self.replicas_reached = replicas_reached
+        self.local_fsync = local_fsync
+
+
+class WorkerCrashed(OrizuruError):
+    """A Worker's own thread (or task) died; the worker stopped at once, its heartbeat
+    with it, so the garbage collector returns what it held. The cause is chained."""

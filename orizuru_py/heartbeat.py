@@ -1,88 +1,171 @@
-"""Heartbeat: keeps a consumer registered as alive, and promotes due delayed messages.
+"""Heartbeat: a consumer's registration, on the server's clock, and its end.
 
-A background thread re-registers the consumer every ``tick`` seconds with a
-deadline ``heartbeat_timeout`` ahead on the server clock. A slow handler never
-stops the beat, so only a consumer that is dead (or frozen past its deadline)
-is reaped by the GC.
+A consumer is registered in its queue's ``consumers`` set with a deadline
+``heartbeat_timeout`` ahead on the server's clock. A beat every ``tick``
+seconds (from a thread, or a task) renews it, promotes due delayed messages,
+publishes what the consumer has done (for stats, top, metrics), and tells
+whether cancellations are pending. A slow handler never stops the beat, so only
+a consumer that is dead (or frozen past its deadline) is reaped. ``recover``
+moves a consumer's lists back to the queue, when it closes or when the GC
+reaps it.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
+import os
+import socket
 import time
-from collections.abc import Callable
-from typing import Any
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+import msgpack
 
-from . import scripts
+from . import envelope, scripts
+from .client import TRANSIENT
 from .keys import QueueKeys
+from .plan import Call, Pause, Plan, batch, raise_any, script
 
 log = logging.getLogger("orizuru_py.heartbeat")
 
 PROMOTE_BATCH = 1000
+RECOVER_CHUNK = 1000  # messages moved per script call when a consumer closes or is reaped
+_RATE_WINDOW = 60.0  # seconds over which a consumer's published rates are taken
+
+
+class Beating(Protocol):
+    """What a heartbeat reads from (and tells) its consumer."""
+
+    id: str
+    handled: int
+    failed: int
+    cancels_pending: int
+    cancelled_ids: frozenset[str]
+
+    @property
+    def held(self) -> int: ...
+
+    def known_ids(self) -> list[str]: ...
 
 
 class Heartbeat:
-    """The beat of one consumer; ``on_fresh`` is told when the server did not know it."""
+    """One consumer's registration: its clock, its deadline, what it publishes."""
 
-    def __init__(
-        self,
-        r: Any,
-        keys: QueueKeys,
-        name: str,
-        timeout_ms: int,
-        tick: float,
-        on_fresh: Callable[[], None],
-    ) -> None:
-        self.r, self.keys, self.name = r, keys, name
-        self.timeout_ms, self.tick, self.on_fresh = timeout_ms, tick, on_fresh
-        self._stop = threading.Event()
-        self._clock = (0, 0.0)  # (server ms, monotonic s) at the last beat
-        self._thread = threading.Thread(
-            target=self._run, name=f"orizuru-heartbeat-{name}", daemon=True
-        )
+    def __init__(self, keys: QueueKeys, consumer_id: str, name: str, timeout_ms: int) -> None:
+        self.keys, self.id, self.name, self.timeout_ms = keys, consumer_id, name, timeout_ms
+        self.clock = (0, 0.0)  # (server ms, monotonic s) when the last beat was sent
+        self.registered = False
+        self._born_ms = envelope.now_ms()
+        self._rates: deque[tuple[float, int, int]] = deque()
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def beat(self) -> None:
-        """Register once and promote due delayed messages, in one round trip."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.execute_command(
-            *scripts.REGISTER.args((self.keys.consumers,), (self.name, self.timeout_ms))
-        )
-        pipe.execute_command(
-            *scripts.PROMOTE.args((self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,))
-        )
+    def beat(self, consumer: Beating, extra: Sequence[tuple[Any, ...]] = ()) -> Plan[None]:
+        """Register once with a fresh deadline and promote due delayed messages, in one
+        round trip (``extra`` commands too); see pending cancellations."""
+        k = self.keys
+        calls = [
+            scripts.REGISTER.args(
+                (k.consumers, k.info, k.cancel), (self.id, self.timeout_ms, self.info(consumer))
+            ),
+            scripts.PROMOTE.args((k.delayed, k.queue), (PROMOTE_BATCH,)),
+            *extra,
+        ]
         sent = time.monotonic()
-        try:
-            (fresh, server_ms), _ = pipe.execute()
-        except NoScriptError:
-            scripts.REGISTER.load(self.r)
-            scripts.PROMOTE.load(self.r)
-            return self.beat()
-        self._clock = (int(server_ms), sent)
+        replies = yield from batch(calls, [scripts.REGISTER, scripts.PROMOTE])
+        fresh, server_ms, pending = raise_any(replies[:1])[0]
+        raise_any(replies[2:])
+        if isinstance(replies[1], Exception):  # a foreign value in the delayed key, say
+            log.warning("queue %s: could not promote delayed messages: %s", k.name, replies[1])
+        self.clock = (int(server_ms), sent)
+        consumer.cancels_pending = pending
         if fresh:
-            self.on_fresh()
+            self.fresh(k.name)
+        ids = consumer.known_ids() if pending and consumer.held else []
+        if ids:
+            marks = yield Call(("HMGET", k.cancel, *ids))
+            consumer.cancelled_ids = frozenset(i for i, m in zip(ids, marks, strict=True) if m)
+        elif consumer.cancelled_ids:
+            consumer.cancelled_ids = frozenset()
 
     def deadline_ms(self) -> int:
         """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by
         ours since (taken from when the beat was sent: a little late, never early)."""
-        server_ms, at = self._clock
+        server_ms, at = self.clock
         return server_ms + int((time.monotonic() - at) * 1000) + self.timeout_ms
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick):
-            try:
-                self.beat()
-            except (RedisError, RedisClusterException) as exc:
-                log.warning("heartbeat of consumer %s failed: %s", self.name, exc)
-            except Exception:
-                log.exception("heartbeat of consumer %s failed", self.name)
+    def fresh(self, queue: str) -> None:
+        """The server did not know us: first registration, or we had been reaped."""
+        if self.registered:
+            log.warning(
+                "consumer %s of queue %s had been reaped (frozen past its deadline?); "
+                "registered again, its earlier messages were returned to the queue",
+                self.id,
+                queue,
+            )
+        self.registered = True
+
+    def info(self, consumer: Beating) -> bytes:
+        """What the consumer publishes with each beat, for stats, top and metrics."""
+        now = time.monotonic()
+        rates = self._rates
+        rates.append((now, consumer.handled, consumer.failed))
+        while len(rates) > 2 and now - rates[1][0] >= _RATE_WINDOW:
+            rates.popleft()
+        then, handled, failed = rates[0]
+        span = max(now - then, 1e-9)
+        return msgpack.packb(  # type: ignore[no-any-return]
+            {
+                "name": self.name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started_ms": self._born_ms,
+                "timeout_ms": self.timeout_ms,
+                "held": consumer.held,
+                "handled": consumer.handled,
+                "failed": consumer.failed,
+                "acked_per_s": (consumer.handled - handled) / span if len(rates) > 1 else 0.0,
+                "failed_per_s": (consumer.failed - failed) / span if len(rates) > 1 else 0.0,
+            }
+        )
+
+
+class HasHeartbeat(Beating, Protocol):
+    heartbeat: Heartbeat
+
+
+def beat_forever(ref: weakref.ref[Any], tick: float) -> Plan[None]:
+    """Beat every ``tick`` s while the consumer lives and is not closed. Holds the
+    consumer only through ``ref`` between beats, so a consumer dropped without
+    ``close()`` stops beating and the GC recovers what it took."""
+    while not (yield Pause(tick)):
+        consumer: HasHeartbeat | None = ref()
+        if consumer is None:
+            return
+        try:
+            yield from consumer.heartbeat.beat(consumer)
+        except TRANSIENT as exc:
+            log.warning("heartbeat of consumer %s failed: %s", consumer.id, exc)
+        except Exception:
+            log.exception("heartbeat of consumer %s failed", consumer.id)
+        del consumer
+
+
+def recover(
+    keys: QueueKeys, member: str | bytes, max_attempts: int, mode: str
+) -> Plan[tuple[int, int, int, int]]:
+    """Move a consumer's lists back to the queue in bounded steps (``mode`` "close" for
+    its own close, "reap" for the GC, which moves only once its deadline passed).
+    Returns (done, requeued, dead-lettered, handed back uncounted) summed over steps."""
+    processing, prefetch = keys.of_member(member.encode() if isinstance(member, str) else member)
+    k = keys
+    script_keys = (k.consumers, k.info, processing, prefetch, k.queue, k.dead, k.unique,
+                   k.unique_expiry, k.counts)  # fmt: skip
+    requeued = dead = released = 0
+    while True:
+        state, r, d, b = yield from script(
+            scripts.RECOVER, script_keys, (member, max_attempts, RECOVER_CHUNK, mode)
+        )
+        requeued, dead, released = requeued + r, dead + d, released + b
+        if state != 2:
+            return int(state), requeued, dead, released

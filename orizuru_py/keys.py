@@ -3,12 +3,21 @@
 All keys of one queue share the hash tag ``{queue}``, so they live in one Redis
 Cluster slot and every script can touch them together::
 
-    {prefix}:{queue}:queue         list   waiting messages (LPUSH in, taken from the right)
-    {prefix}:{queue}:unack         list   rejected messages, returned to the queue by the GC
-    {prefix}:{queue}:dead          list   dead-letter records (reason, time, original bytes)
-    {prefix}:{queue}:delayed       zset   messages scored by the server time (ms) they are due
-    {prefix}:{queue}:consumers     zset   consumer name scored by its deadline (server ms)
-    {prefix}:{queue}:processing:N  list   messages consumer N holds
+    {prefix}:{queue}:queue           list    waiting messages (LPUSH in, taken from the right)
+    {prefix}:{queue}:delayed         zset    messages scored by the server time (ms) they are due
+    {prefix}:{queue}:unack           list    rejected messages, returned to the queue by the GC
+    {prefix}:{queue}:dead            list    dead-letter records (reason, time, original bytes)
+    {prefix}:{queue}:consumers       zset    consumer id scored by its deadline (server ms)
+    {prefix}:{queue}:info            hash    consumer id -> what it published with its last beat
+    {prefix}:{queue}:prefetch:ID     list    taken by worker ID, not yet handed to a handler
+    {prefix}:{queue}:processing:ID   list    handed to consumer ID's application code
+    {prefix}:{queue}:paused          string  present while the queue is paused
+    {prefix}:{queue}:unique          hash    unique key -> id of the live message pushed with it
+    {prefix}:{queue}:unique_expiry   zset    unique key scored by when it lapses (server ms)
+    {prefix}:{queue}:cancel          hash    message id -> state of its cancellation
+    {prefix}:{queue}:counts          hash    totals: expired, cancelled, reaped, recovered
+
+    {prefix}:queues                  set     the registry of queue names (``Queue.all``)
 """
 
 from __future__ import annotations
@@ -43,40 +52,52 @@ def _validate_prefix(instance: object, attribute: attrs.Attribute[str], value: s
         raise ValueError(f"prefix must be a non-empty str without braces or spaces, got {value!r}")
 
 
+def registry(prefix: str = "orizuru") -> str:
+    """The set of known queue names (outside every queue's slot)."""
+    return f"{prefix}:queues"
+
+
 @attrs.frozen
 class QueueKeys:
     """The names of one queue's keys under one prefix."""
 
     name: str = attrs.field(validator=lambda _i, _a, v: validate_name(v))
     prefix: str = attrs.field(default="orizuru", validator=_validate_prefix)
+    base: str = attrs.field(init=False)
+    queue: str = attrs.field(init=False)
+    delayed: str = attrs.field(init=False)
+    unack: str = attrs.field(init=False)
+    dead: str = attrs.field(init=False)
+    consumers: str = attrs.field(init=False)
+    info: str = attrs.field(init=False)
+    paused: str = attrs.field(init=False)
+    unique: str = attrs.field(init=False)
+    unique_expiry: str = attrs.field(init=False)
+    cancel: str = attrs.field(init=False)
+    counts: str = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        base = f"{self.prefix}:{{{self.name}}}"
+        object.__setattr__(self, "base", base)
+        for field in attrs.fields(QueueKeys)[3:]:
+            object.__setattr__(self, field.name, f"{base}:{field.name}")
 
     @property
-    def base(self) -> str:
-        return f"{self.prefix}:{{{self.name}}}"
-
-    @property
-    def queue(self) -> str:
-        return f"{self.base}:queue"
-
-    @property
-    def unack(self) -> str:
-        return f"{self.base}:unack"
-
-    @property
-    def dead(self) -> str:
-        return f"{self.base}:dead"
-
-    @property
-    def delayed(self) -> str:
-        return f"{self.base}:delayed"
-
-    @property
-    def consumers(self) -> str:
-        return f"{self.base}:consumers"
+    def registry(self) -> str:
+        return registry(self.prefix)
 
     def processing(self, consumer: str) -> str:
         return f"{self.base}:processing:{consumer}"
 
+    def prefetch(self, consumer: str) -> str:
+        return f"{self.base}:prefetch:{consumer}"
+
+    def of_member(self, member: bytes) -> tuple[bytes, bytes]:
+        """(processing, prefetch) of a consumer id as stored, in bytes: the GC must
+        reach the lists of whatever member it finds, even one that is not UTF-8."""
+        base = self.base.encode()
+        return base + b":processing:" + member, base + b":prefetch:" + member
+
     def all_fixed(self) -> tuple[str, ...]:
         """The keys that exist once per queue (not per consumer)."""
-        return (self.queue, self.unack, self.dead, self.delayed, self.consumers)
+        return tuple(getattr(self, f.name) for f in attrs.fields(QueueKeys)[3:])

@@ -1,27 +1,69 @@
-"""Producer: put messages on a queue, now or after a delay."""
+"""Producer: put messages on a queue, now or after a delay, once per unique key.
+
+A plain push is one ``LPUSH``. A push with a ``unique_key`` or a ``delay`` is
+one ``push.lua``. ``push_many`` sends all its messages inside one MULTI/EXEC,
+so it is queued whole or not at all (a server at ``maxmemory`` refuses the
+whole transaction). With ``replicas``/``fsync`` each call waits, in the same
+round trip, until the write reached that many replicas (``WAIT``) or the
+append-only file (``WAITAOF``), and raises ``NotConfirmed`` otherwise.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, ResponseError
+
 from . import envelope, scripts
+from .client import eviction_probe, eviction_verdict
 from .codecs import Codec, MsgpackCodec
-from .errors import EncodeError
+from .errors import EncodeError, NotConfirmed
 from .keys import QueueKeys
+from .plan import Batch, Call, Driver, Load, Plan, blocking, raise_any, script
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
-_CHUNK = 1000  # messages per round trip in push_many
+DEFAULT_UNIQUE_FOR = 3600.0
+_CHUNK = 1000  # messages per command in push_many
 
 
-class Producer:
-    """Pushes messages onto one queue. Safe to share between threads.
+def seconds_to_ms(value: float | None, what: str, *, positive: bool = False) -> int:
+    """Validate a number of seconds (None: 0) and return whole milliseconds."""
+    if value is None:
+        return 0
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value <= 0)
+    ):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{what} must be a {kind} number of seconds, got {value!r}")
+    return int(value * 1000)
 
-    A push returns only once Redis has the message; a push that did not reach
-    Redis raises (redis-py's ``ConnectionError``/``TimeoutError``), never loses
-    silently. After such an error the message may or may not be queued.
-    """
+
+def to_delay_ms(delay: float | None) -> int:
+    return seconds_to_ms(delay, "delay")
+
+
+def _check_unique_key(key: object) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > envelope.MAX_UNIQUE_KEY:
+        raise ValueError(
+            f"unique_key must be a non-empty str of at most {envelope.MAX_UNIQUE_KEY} "
+            f"characters, got {key!r}"
+        )
+    return key
+
+
+class ProducerCore:
+    """Everything a producer decides; ``Producer`` and the asyncio one only do the I/O."""
+
+    driver_class: type[Any] = Driver
 
     def __init__(
         self,
@@ -31,47 +73,123 @@ class Producer:
         codec: Codec | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         prefix: str = "orizuru",
+        replicas: int = 0,
+        fsync: bool = False,
+        confirm_timeout: float = 1.0,
     ) -> None:
         self.keys = QueueKeys(queue, prefix)
-        self._queue_key = self.keys.queue
         self.r = r
+        self._driver = self.driver_class(r)
         self.codec = codec or MsgpackCodec()
-        if max_payload_bytes < 1:
-            raise ValueError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+        if not isinstance(max_payload_bytes, int) or max_payload_bytes < 1:
+            raise ValueError(f"max_payload_bytes must be a positive int, got {max_payload_bytes}")
         self.max_payload_bytes = max_payload_bytes
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ValueError(f"replicas must be an int >= 0, got {replicas!r}")
+        if not isinstance(fsync, bool):
+            raise ValueError(f"fsync must be True or False, got {fsync!r}")
+        self._confirm_ms = seconds_to_ms(confirm_timeout, "confirm_timeout", positive=True)
+        self.replicas, self.fsync = replicas, fsync
+        self._cluster = isinstance(r, RedisCluster) or type(r).__name__ == "RedisCluster"
+        if self._cluster and (replicas or fsync):
+            raise ValueError(
+                "replicas= and fsync= are not available on Redis Cluster: WAIT must run on "
+                "the connection that wrote, which a cluster client does not expose"
+            )
+        self._fresh = True  # not yet in the registry, server not yet checked
 
     @property
     def queue(self) -> str:
         return self.keys.name
 
-    def push(self, payload: Any, *, delay: float | None = None) -> str:
-        """Queue one message (visible after ``delay`` seconds, if given); return its id."""
-        delay_ms = to_delay_ms(delay)
+    def _push(
+        self,
+        payload: Any,
+        *,
+        delay: float | None = None,
+        unique_key: str | None = None,
+        unique_for: float = DEFAULT_UNIQUE_FOR,
+        ttl: float | None = None,
+    ) -> Plan[str]:
+        """Queue one message (visible after ``delay`` seconds); return its id, or, when
+        ``unique_key`` names a live message, queue nothing and return that one's id."""
+        delay_ms, unique_ms, ttl_ms = self._times(delay, unique_for, ttl)
+        key = _check_unique_key(unique_key)
         data = self._checked(self.codec.encode(payload))
         now = envelope.now_ms()
         mid = envelope.new_id(now)
-        self._send([envelope.encode(mid, now, data)], delay_ms)
-        return mid
+        expires = now + delay_ms + ttl_ms if ttl_ms else None
+        raw = envelope.encode(mid, now, data, 0, key, expires)
+        plain = key is None and not delay_ms
+        reply = (
+            yield from self._send(
+                [self._command([(key, mid, raw)], delay_ms, unique_ms, plain)],
+                [mid],
+                many=False,
+            )
+        )[0]
+        return _ids(reply, [mid])[0]
 
-    def push_many(self, payloads: Iterable[Any], *, delay: float | None = None) -> list[str]:
-        """Queue many messages, one round trip per thousand; return their ids in order.
+    def _push_many(
+        self,
+        payloads: Iterable[Any],
+        *,
+        delay: float | None = None,
+        unique_keys: Iterable[str | None] | None = None,
+        unique_for: float = DEFAULT_UNIQUE_FOR,
+        ttl: float | None = None,
+    ) -> Plan[list[str]]:
+        """Queue many messages in one round trip, all or none; return their ids in order
+        (for a message whose unique key names a live one, that one's id). Every payload
+        is encoded before anything is sent, so a bad one fails the call with nothing
+        queued; so does a server that refuses any part (it runs inside MULTI/EXEC)."""
+        delay_ms, unique_ms, ttl_ms = self._times(delay, unique_for, ttl)
+        items = list(payloads)
+        keys: list[str | None] = [None] * len(items)
+        if unique_keys is not None:
+            keys = [_check_unique_key(k) for k in unique_keys]
+            if len(keys) != len(items):
+                raise ValueError(f"{len(keys)} unique_keys for {len(items)} payloads")
+        ids, raws = self._encode(items, keys, delay_ms, ttl_ms)
+        if not raws:
+            return []
+        messages = list(zip(keys, ids, raws, strict=True))
+        plain = not delay_ms and all(k is None for k in keys)
+        calls = [
+            self._command(messages[start : start + _CHUNK], delay_ms, unique_ms, plain)
+            for start in range(0, len(messages), _CHUNK)
+        ]
+        replies = yield from self._send(calls, ids, many=True)
+        return [
+            mid
+            for i, reply in enumerate(replies)
+            for mid in _ids(reply, ids[i * _CHUNK : (i + 1) * _CHUNK])
+        ]
 
-        Every payload is encoded before anything is sent, so a bad one fails the
-        call with nothing queued.
-        """
-        delay_ms = to_delay_ms(delay)
-        ids, raws = self._encode(list(payloads))
-        for start in range(0, len(raws), _CHUNK):
-            self._send(raws[start : start + _CHUNK], delay_ms)
-        return ids
+    # -- encoding -----------------------------------------------------------------------
 
-    def _encode(self, payloads: list[Any]) -> tuple[list[str], list[bytes]]:
+    def _times(self, delay: float | None, unique_for: float, ttl: float | None) -> tuple[int, ...]:
+        return (
+            to_delay_ms(delay),
+            seconds_to_ms(unique_for, "unique_for", positive=True),
+            seconds_to_ms(ttl, "ttl", positive=True) if ttl is not None else 0,
+        )
+
+    def _encode(
+        self, payloads: list[Any], keys: list[str | None], delay_ms: int, ttl_ms: int
+    ) -> tuple[list[str], list[bytes]]:
         """Ids and envelopes for ``payloads``, all stamped with this millisecond."""
         encode, checked = self.codec.encode, self._checked
         data = [checked(encode(p)) for p in payloads]
         now = envelope.now_ms()
         ids = envelope.new_ids(len(data), now)
-        return ids, [envelope.encode(mid, now, d) for mid, d in zip(ids, data, strict=True)]
+        expires = now + delay_ms + ttl_ms if ttl_ms else None
+        if expires is None and all(k is None for k in keys):
+            return ids, [envelope.encode(mid, now, d) for mid, d in zip(ids, data, strict=True)]
+        return ids, [
+            envelope.encode(mid, now, d, 0, k, expires)
+            for mid, d, k in zip(ids, data, keys, strict=True)
+        ]
 
     def _checked(self, data: bytes) -> bytes:
         if len(data) > self.max_payload_bytes:
@@ -81,19 +199,133 @@ class Producer:
             )
         return data
 
-    def _send(self, raws: list[bytes], delay_ms: int) -> None:
-        if not raws:
-            return
-        if delay_ms:
-            scripts.SCHEDULE(self.r, (self.keys.delayed,), (delay_ms, *raws))
-        else:
-            self.r.execute_command("LPUSH", self._queue_key, *raws)
+    def _script(
+        self, messages: Sequence[tuple[str | None, str, bytes]], delay_ms: int, unique_ms: int
+    ) -> tuple[tuple[str, ...], list[Any]]:
+        """push.lua's keys and arguments for ``messages`` (unique key, id, bytes)."""
+        k = self.keys
+        argv: list[Any] = [delay_ms, unique_ms]
+        for key, mid, raw in messages:
+            argv += (key or "", mid, raw)
+        return (k.queue, k.delayed, k.unique, k.unique_expiry), argv
+
+    def _command(
+        self,
+        messages: Sequence[tuple[str | None, str, bytes]],
+        delay_ms: int,
+        unique_ms: int,
+        plain: bool,
+    ) -> tuple[Any, ...]:
+        """One command queueing ``messages``: an LPUSH when ``plain`` (no delay, no unique
+        key), else push.lua. A call's commands are all of one kind, so a server that lost
+        its scripts (NOSCRIPT) refuses all of them and they can be sent again whole."""
+        if plain:
+            return ("LPUSH", self.keys.queue, *(raw for _, _, raw in messages))
+        return scripts.PUSH.args(*self._script(messages, delay_ms, unique_ms))
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send(self, calls: list[tuple[Any, ...]], ids: list[str], *, many: bool) -> Plan[list[Any]]:
+        """Send the commands of one call and return their replies. A single push is one
+        command; ``many`` go inside MULTI/EXEC (all or none). The first push of a producer
+        also joins the registry and checks the server's eviction policy, in the same round
+        trip; with confirms, WAIT or WAITAOF follows in it too."""
+        confirm = bool(self.replicas or self.fsync)
+        head: list[tuple[Any, ...]] = []
+        if self._fresh:
+            yield from self._check_fsync()
+            head = [*eviction_probe(self.r), ("SADD", self.keys.registry, self.keys.name)]
+        if self._cluster and head:  # the registry lives in another slot
+            replies = yield Batch(tuple(head))
+            if len(head) == 2:
+                eviction_verdict(self.r, replies[0])
+            self._fresh, head = False, []
+        if not head and not confirm and not many:
+            if calls[0][0] == "LPUSH":
+                return [(yield Call(calls[0]))]
+            return [(yield from script(scripts.PUSH, *_parts(calls[0])))]
+        if self._cluster:  # MULTI goes through redis-py's cluster transaction
+            return raise_any((yield from _transaction(calls)))
+        body = [*calls]
+        if many or confirm:
+            body = [("MULTI",), *calls, ("EXEC",)]
+        if confirm:
+            body.append(self._wait())
+        replies = yield Batch((*head, *body))
+        if _noscript(replies):  # the scripts were lost, so none of them ran: send it again
+            yield Load(scripts.PUSH)
+            replies = yield Batch((*head, *body))
+        if head:
+            if len(head) == 2:
+                eviction_verdict(self.r, replies[0])
+            self._fresh = False
+        tail = raise_any(replies[len(head) :])
+        if confirm:
+            self._check_confirmed(tail[-1], ids)
+            tail = tail[:-1]
+        return raise_any(list(tail[-1])) if (many or confirm) else tail
+
+    def _check_fsync(self) -> Plan[None]:
+        """With ``fsync``, that the server can confirm writes to its append-only file."""
+        if self.fsync:
+            try:
+                yield Call(("WAITAOF", 1, 0, 0))
+            except ResponseError as exc:
+                raise ValueError(
+                    f"fsync=True needs WAITAOF (Redis 7.2+ or Valkey) and appendonly yes on "
+                    f"the server; it answered: {exc}"
+                ) from exc
+
+    def _wait(self) -> tuple[Any, ...]:
+        if self.fsync:
+            return ("WAITAOF", 1, self.replicas, self._confirm_ms)
+        return ("WAIT", self.replicas, self._confirm_ms)
+
+    def _check_confirmed(self, reached: Any, ids: list[str]) -> None:
+        if self.fsync:
+            local, replicas = int(reached[0]), int(reached[1])
+            if local < 1 or replicas < self.replicas:
+                raise NotConfirmed(ids, replicas, local_fsync=bool(local))
+        elif int(reached) < self.replicas:
+            raise NotConfirmed(ids, int(reached))
 
 
-def to_delay_ms(delay: float | None) -> int:
-    """Validate a delay in seconds and return it in whole milliseconds (0: none)."""
-    if delay is None:
-        return 0
-    if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
-        raise ValueError(f"delay must be a non-negative number of seconds, got {delay!r}")
-    return int(delay * 1000)
+def _noscript(replies: list[Any]) -> bool:
+    """Whether a server answered NOSCRIPT, directly or inside EXEC's reply."""
+    return any(
+        isinstance(r, NoScriptError) or (isinstance(r, list) and _noscript(r)) for r in replies
+    )
+
+
+def _transaction(calls: list[tuple[Any, ...]]) -> Plan[list[Any]]:
+    replies: list[Any] = yield Batch(tuple(calls), transaction=True)
+    if _noscript(replies):
+        yield Load(scripts.PUSH)
+        replies = yield Batch(tuple(calls), transaction=True)
+    return replies
+
+
+def _parts(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(keys, argv) of an EVALSHA command."""
+    n = args[2]
+    return args[3 : 3 + n], args[3 + n :]
+
+
+def _ids(reply: Any, own: list[str]) -> list[str]:
+    """The ids one command queued: those push.lua returned (bytes or str, as the client
+    decodes), or, for a plain LPUSH (which returns a length), the messages' ``own``."""
+    if isinstance(reply, list):
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in reply]
+    return own
+
+
+class Producer(ProducerCore):
+    """Pushes messages onto one queue. Safe to share between threads.
+
+    A push returns only once Redis has the message; a push that did not reach
+    Redis raises (redis-py's ``ConnectionError``/``TimeoutError``), never loses
+    silently. After such an error the message may or may not be queued.
+    """
+
+    push = blocking(ProducerCore._push)
+    push_many = blocking(ProducerCore._push_many)

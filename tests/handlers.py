@@ -28,3 +28,19 @@ def record(payload: Any) -> None:
 
 
 not_callable = 42
+
+
+def logged(guard: Any) -> None:
+    """Log ``n:attempts`` of every call (``--pass-guard``); a payload with ``"poison"``
+    then kills the process (``os._exit``: no cleanup, like a segfault in a C library)."""
+    _r.rpush(f"{_key}:log", f"{guard.payload['n']}:{guard.attempts}")
+    if _sleep:
+        time.sleep(_sleep)
+    if guard.payload.get("poison"):
+        os._exit(3)
+
+
+def calls(r: redis.Redis, key: str) -> list[tuple[int, int]]:
+    """What ``logged`` recorded under ``key``: (n, attempts) per call, in order."""
+    entries = [e.decode().split(":") for e in r.lrange(f"{key}:log", 0, -1)]
+    return [(int(n), int(attempts)) for n, attempts in entries]

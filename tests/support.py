@@ -13,10 +13,26 @@ from typing import Any
 
 import redis
 
+from orizuru_py.keys import QueueKeys
+
 
 def keys_of(r: redis.Redis, queue: str) -> list[bytes]:
     """Every key of ``queue`` in the server (tests may SCAN; the library never does)."""
     return sorted(r.scan_iter(match=f"*{{{queue}}}*", count=1000))
+
+
+def instances(r: redis.Redis, queue: str, name: str, prefix: str = "orizuru") -> list[str]:
+    """The ids of the registered consumers named ``name`` (each instance is ``name@token``)."""
+    members = r.zrange(QueueKeys(queue, prefix).consumers, 0, -1)
+    return [m.decode() for m in members if m.decode().rsplit("@", 1)[0] == name]
+
+
+def held_by(r: redis.Redis, queue: str, name: str, prefix: str = "orizuru") -> int:
+    """Messages in the lists (processing and prefetch) of the consumers named ``name``."""
+    keys = QueueKeys(queue, prefix)
+    return sum(
+        r.llen(keys.processing(i)) + r.llen(keys.prefetch(i)) for i in instances(r, queue, name)
+    )
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:
@@ -41,6 +57,11 @@ class RoundTrips:
     def record(self) -> None:
         with self._lock:
             self._by_thread[threading.get_ident()] += 1
+
+    def total(self) -> int:
+        """Round trips made so far from every thread."""
+        with self._lock:
+            return sum(self._by_thread.values())
 
     def here(self) -> int:
         """Round trips made so far from the calling thread."""

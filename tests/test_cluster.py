@@ -14,9 +14,9 @@ import redis
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
-from orizuru_py import Consumer, GarbageCollector, Producer, Worker
-from orizuru_py.embedded import EmbeddedServer
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue, Worker
 from orizuru_py.keys import QueueKeys
+from orizuru_py.ops.embedded import EmbeddedServer
 from tests.support import wait_for
 
 SLOTS = 16384
@@ -95,7 +95,7 @@ def test_a_dead_consumer_is_recovered_on_a_cluster(cluster: RedisCluster) -> Non
     Producer(cluster, queue).push_many(range(5))
     dead = Consumer(cluster, queue, heartbeat_timeout=0.3)
     assert len(dead.next_batch(5, timeout=2)) == 5
-    dead._heartbeat.stop()
+    dead.stop_heartbeat()
     time.sleep(0.4)
     report = GarbageCollector(cluster, queue).collect()
     assert (report.consumers_reaped, report.requeued) == (1, 5)
@@ -130,3 +130,53 @@ def test_a_worker_drains_a_queue_on_a_cluster(cluster: RedisCluster) -> None:
         thread.join(30)
     assert sorted(seen) == list(range(300))
     assert _slots_of(cluster, queue) == set()  # nothing left behind
+
+
+def _on_three_nodes(cluster: RedisCluster) -> list[str]:
+    """Three queue names whose slots live on three different nodes."""
+    names: dict[str, str] = {}
+    while len(names) < 3:
+        name = f"c-{uuid.uuid4().hex[:8]}"
+        node = cluster.get_node_from_key(QueueKeys(name).queue).name
+        names.setdefault(node, name)
+    return list(names.values())
+
+
+def test_a_worker_on_queues_of_three_nodes_keeps_strict_priority(cluster: RedisCluster) -> None:
+    names = _on_three_nodes(cluster)
+    for name in reversed(names):
+        Producer(cluster, name).push_many({"q": name, "n": i} for i in range(10))
+    order: list[str] = []
+    worker = Worker(cluster, names, lambda p: order.append(p["q"]), concurrency=1)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(order) == 30, timeout=20)
+        Producer(cluster, names[2]).push({"q": "late", "n": 0})  # idle: any queue wakes it
+        wait_for(lambda: order[-1] == "late", timeout=5)
+    finally:
+        worker.stop()
+        thread.join(20)
+    assert order[:30] == [names[0]] * 10 + [names[1]] * 10 + [names[2]] * 10
+
+
+def test_pause_unique_keys_cancel_and_expiry_on_a_cluster(cluster: RedisCluster) -> None:
+    queue = f"c-{uuid.uuid4().hex[:8]}"
+    q = Queue(cluster, queue)
+    producer = Producer(cluster, queue)
+    first = producer.push("one", unique_key="k")
+    assert producer.push("one again", unique_key="k") == first
+    doomed = producer.push("cancelled")
+    producer.push("expired", ttl=0.1)
+    assert q.cancel(doomed) is True
+    q.pause()
+    time.sleep(0.2)
+    with Consumer(cluster, queue) as consumer:
+        assert consumer.next(timeout=0.3) is None
+        q.resume()
+        guards = consumer.next_batch(10, timeout=2.0)
+        assert [g.payload for g in guards] == ["one"]
+        consumer.ack_many(guards)
+    assert producer.push("one", unique_key="k") != first
+    stats = q.stats()
+    assert (stats.cancelled, stats.expired, stats.waiting) == (1, 1, 1)

@@ -71,7 +71,7 @@ def test_decode_error_carries_raw_for_a_truncated_header(raw: bytes) -> None:
     assert info.value.raw == raw
 
 
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_decode_error_carries_raw_for_an_unknown_version(version: int) -> None:
     raw = b"OZ" + bytes([version]) + b"\x00\x00\x00\x00" + BODY
     with pytest.raises(DecodeError, match=f"version {version}") as info:
@@ -104,9 +104,12 @@ def test_dead_letter_decodes_a_record_written_by_the_lua_script(r: redis.Redis, 
     keys = QueueKeys(queue)
     original = Envelope(env.new_id(), env.now_ms(), b"payload", deliveries=2)
     reason = "délai dépassé ✓"  # multi-byte: the script counts bytes, not characters
-    r.lpush(keys.processing("c"), original.encode())
+    r.lpush(keys.processing("c@1"), original.encode())
     server_before = int(r.time()[0]) * 1000
-    moved = scripts.DEAD_LETTER(r, (keys.processing("c"), keys.dead), (reason, original.encode()))
+    script_keys = (keys.processing("c@1"), keys.dead, keys.cancel, keys.unique, keys.unique_expiry)
+    moved = scripts.DEAD_LETTER(
+        r, script_keys, (reason, "ids", env.packed_ids([original.encode()]))
+    )
     server_after = (int(r.time()[0]) + 1) * 1000
     assert moved == 1
     records = r.lrange(keys.dead, 0, -1)
@@ -116,4 +119,4 @@ def test_dead_letter_decodes_a_record_written_by_the_lua_script(r: redis.Redis, 
     assert server_before <= dead.dead_ms <= server_after
     assert dead.raw == original.encode()
     assert dead.envelope() == original
-    assert r.llen(keys.processing("c")) == 0
+    assert r.llen(keys.processing("c@1")) == 0

@@ -13,13 +13,18 @@ from orizuru_py.keys import validate_name
 
 
 def _every_key(keys: QueueKeys) -> list[str]:
-    return [*keys.all_fixed(), keys.processing("host-1-abc"), keys.processing("other:consumer")]
+    return [
+        *keys.all_fixed(),
+        keys.processing("host-1@abc"),
+        keys.processing("other:consumer@def"),
+        keys.prefetch("host-1@abc"),
+    ]
 
 
 def test_every_key_carries_the_queue_as_its_hash_tag() -> None:
     keys = QueueKeys("emails")
     assert all("{emails}" in key for key in _every_key(keys))
-    assert len(set(_every_key(keys))) == 7
+    assert len(set(_every_key(keys))) == len(keys.all_fixed()) + 3 == 14
 
 
 @pytest.mark.parametrize("name", ["emails", "a", "orders:eu-west", "x" * 200, "ünïcødé"])
@@ -46,7 +51,7 @@ def test_prefix_is_configurable() -> None:
 def test_producer_writes_under_its_prefix() -> None:
     fake = fakeredis.FakeRedis()
     Producer(fake, "emails", prefix="app").push({"n": 1})
-    assert fake.keys() == [b"app:{emails}:queue"]
+    assert sorted(fake.keys()) == [b"app:queues", b"app:{emails}:queue"]  # and its registry
 
 
 @pytest.mark.parametrize("prefix", ["", "a{b", "a b", 5])

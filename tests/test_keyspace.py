@@ -29,7 +29,7 @@ def test_reject_retry_and_recovery_paths_leave_no_key_once_drained(
     dead = Consumer(r, queue, heartbeat_timeout=0.3)
     orphan = dead.next_batch(1, timeout=5.0)
     assert [g.payload for g in orphan] == ["orphaned"]
-    dead._heartbeat.stop()
+    dead.stop_heartbeat()
     with Consumer(r, queue) as consumer:
         rejected, retried = consumer.next_batch(2, timeout=5.0)
         assert rejected.reject() and retried.retry(delay=0.1)
@@ -38,7 +38,9 @@ def test_reject_retry_and_recovery_paths_leave_no_key_once_drained(
         guards = consumer.next_batch(10, timeout=1.0)
         assert sorted(g.payload for g in guards) == ["orphaned", "rejected", "retried"]
         assert consumer.ack_many(guards) == [True] * 3
-    assert keys_of(r, queue) == []
+    # only the queue's totals (consumers reaped, messages recovered) remain: one small hash
+    assert keys_of(r, queue) == [QueueKeys(queue).counts.encode()]
+    assert r.hgetall(QueueKeys(queue).counts) == {b"reaped": b"1", b"recovered": b"1"}
 
 
 def test_only_the_dead_letter_list_outlives_a_dead_lettered_message(

@@ -12,7 +12,7 @@ import redis
 from orizuru_py import Consumer, GarbageCollector, Producer
 from orizuru_py.keys import QueueKeys
 
-from .support import wait_for
+from .support import held_by, instances, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,7 +40,8 @@ def test_messages_held_by_a_killed_consumer_are_all_recovered(
     try:
         assert child.stdout is not None
         line = child.stdout.readline()  # the child has acked 15 and holds 25
-        assert r.llen(keys.processing("child")) == 25
+        assert held_by(r, queue, "child") == 25
+        (member,) = instances(r, queue, "child")
     finally:
         child.kill()
         child.wait(timeout=10)
@@ -50,7 +51,7 @@ def test_messages_held_by_a_killed_consumer_are_all_recovered(
     assert gc.collect().requeued == 0  # its deadline has not passed yet
     recovered = wait_for(lambda: gc.collect().requeued, timeout=10.0)
     assert recovered == 25
-    assert r.exists(keys.processing("child")) == 0
+    assert r.exists(keys.processing(member)) == 0
     acked_after: list[str] = []
     attempts: dict[str, int] = {}
     with Consumer(r, queue) as consumer:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from orizuru_py import Consumer, GarbageCollector, Producer
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue
 from orizuru_py.backoff import Exponential, Linear
 from orizuru_py.deadletter import DeadLetter
 from orizuru_py.keys import QueueKeys
@@ -38,12 +38,11 @@ def running(worker: Worker) -> Iterator[threading.Thread]:
 
 
 def sample_hand(r: redis.Redis, worker: Worker, samples: int) -> list[int]:
-    """The length of a running worker's processing list, every 20 ms."""
-    wait_for(lambda: worker.consumer is not None)
-    assert worker.consumer is not None
+    """How many messages a running worker holds (taken or in a handler), every 20 ms."""
+    consumer = worker.consumer
     sizes = []
     for _ in range(samples):
-        sizes.append(r.llen(worker.consumer.processing_key))
+        sizes.append(r.llen(consumer.processing_key) + r.llen(consumer.prefetch_key))
         time.sleep(0.02)
     return sizes
 
@@ -166,7 +165,7 @@ def test_the_gc_inside_a_worker_recovers_a_dead_consumers_messages(
     Producer(r, queue).push_many({"n": i} for i in range(5))
     dead = Consumer(r, queue, heartbeat_timeout=0.3)
     assert len(dead.next_batch(5, timeout=1)) == 5
-    dead._heartbeat.stop()  # it dies holding all five
+    dead.stop_heartbeat()  # it dies holding all five
     seen: list[int] = []
     with running(Worker(r, queue, lambda p: seen.append(p["n"]), gc_interval=0.2)):
         wait_for(lambda: len(seen) == 5)
@@ -196,9 +195,7 @@ def test_bad_arguments_fail_before_anything_is_taken(
 
 
 def _payloads(r: redis.Redis, queue: str) -> list[Any]:
-    from orizuru_py.admin import peek
-
-    return [m.payload for m in peek(r, queue, 10_000)]
+    return [m.payload for m in Queue(r, queue).peek(1000)]
 
 
 # -- a real `orizuru worker` process ----------------------------------------------------
@@ -276,8 +273,8 @@ def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
         proc.wait(10)  # far sooner than the 30 s handlers
     finally:
         proc.kill()
-    (name,) = r.zrange(keys.consumers, 0, -1)
-    in_flight = r.llen(keys.processing(name.decode()))
+    (member,) = r.zrange(keys.consumers, 0, -1)
+    in_flight = r.llen(keys.processing(member.decode()))
     assert in_flight >= 2
     time.sleep(1.2)  # past its deadline
     report = GarbageCollector(r, queue).collect()

@@ -1,26 +1,39 @@
--- Remove many settled messages from a processing list.
--- KEYS[1] processing  list  the consumer's messages (oldest at the right)
--- ARGV    the messages' exact bytes, oldest first
--- Returns #ARGV when all were removed at once, else one 1 (removed) or 0 (no longer
--- there: recovered by the GC) per message.
-local k = #ARGV
--- Fast path: a batch acked whole is the k oldest messages of the list, in order;
--- one LRANGE checks it and one LTRIM drops them.
-if redis.call("LINDEX", KEYS[1], -1) == ARGV[1] then
-  local tail = redis.call("LRANGE", KEYS[1], -k, -1)
-  local same = #tail == k
-  for i = 1, k do
-    if not same then break end
-    same = tail[k - i + 1] == ARGV[i]
-  end
-  if same then
-    redis.call("LTRIM", KEYS[1], 0, -k - 1)
-    return k
+-- Remove acknowledged messages from a processing list for good, freeing the unique
+-- keys they carry and forgetting the cancellations of messages that were in flight.
+-- KEYS[1] processing     list  the consumer's messages (oldest at the right)
+-- KEYS[2] cancel         hash  message id -> cancellation state
+-- KEYS[3] unique         hash  unique key -> message id
+-- KEYS[4] unique_expiry  zset  unique key -> when it lapses (ms)
+-- ARGV[1] the messages' ids, packed (each: its length in one byte, then it), oldest
+-- first; ARGV[2] their number k; ARGV[3..] the positions (1..k) of the messages that
+-- carry a unique key
+-- Returns k when all were removed, else one 1 (removed) or 0 (no longer there:
+-- recovered by the GC) per message.
+local pending = redis.call("HLEN", KEYS[2])
+local bad = oz_wrong_type(KEYS[1], "list")
+if not bad and #ARGV > 2 then bad = oz_wrong_type(KEYS[3], "hash", KEYS[4], "zset") end
+if bad then return redis.error_reply(bad) end
+local k = tonumber(ARGV[2])
+local taken = oz_oldest(KEYS[1], ARGV[1], k)
+if taken and #ARGV == 2 and pending == 0 then return k end
+local ids = oz_ids(ARGV[1])
+taken = taken or oz_remove(KEYS[1], ids, 5000)
+for j = 3, #ARGV do
+  local raw = taken[tonumber(ARGV[j])]
+  if raw then oz_free_unique(raw, KEYS[3], KEYS[4]) end
+end
+local all, out = true, {}
+for i = 1, #ids do
+  if taken[i] then
+    out[i] = 1
+    if pending > 0 then
+      local id = oz_unpacked(ids[i])
+      local state = redis.call("HGET", KEYS[2], id)
+      if state and string.sub(state, 1, 1) == "f" then redis.call("HDEL", KEYS[2], id) end
+    end
+  else
+    out[i], all = 0, false
   end
 end
--- Scanning from the tail, where the oldest sit, acks in order cost O(1) each.
-local out = {}
-for i = 1, k do
-  out[i] = redis.call("LREM", KEYS[1], -1, ARGV[i])
-end
+if all then return #ids end
 return out

@@ -1,13 +1,29 @@
 -- Helpers put before each script by scripts.py (Redis scripts cannot import): only
 -- the ones a script uses, so keep one function per paragraph, callees first.
 --
--- Envelope:     "OZ" .. "\1" .. deliveries (uint32 big-endian) .. enqueued_ms (uint64)
---               .. #id (1 byte) .. id .. payload: 16 bytes of header at least
+-- Envelope:     "OZ" .. version (1 or 2) .. deliveries (uint32 BE) .. enqueued_ms (uint64)
+--               .. #id (1 byte) .. id .. [version 2: #ext (uint16) .. ext] .. payload
+--               ext: tag (1 unique key, 2 expiry) .. #value (uint16) .. value
 -- Dead record:  "OZD\1" .. #reason (uint32) .. reason .. dead_ms (2 x uint32) .. original bytes
+-- Every script checks the type of each key it may write before its first write
+-- (oz_wrong_type), so a script that fails changes nothing.
 
 local function oz_now_ms()
   local t = redis.call("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- nil when every key is missing or of its kind, else an error text for the first that
+-- is not: oz_wrong_type(key1, "list", key2, "hash", ...)
+local function oz_wrong_type(...)
+  local args = {...}
+  for i = 1, #args, 2 do
+    local t = redis.call("TYPE", args[i])["ok"]
+    if t ~= "none" and t ~= args[i + 1] then
+      return "WRONGTYPE orizuru: " .. args[i] .. " holds a " .. t .. ", not a " .. args[i + 1]
+    end
+  end
+  return nil
 end
 
 local function oz_u32(n)
@@ -17,13 +33,46 @@ end
 
 -- Deliveries so far, or nil when raw is not an envelope this version knows.
 local function oz_deliveries(raw)
-  if #raw < 16 or string.sub(raw, 1, 3) ~= "OZ\1" then return nil end
+  if #raw < 16 or string.sub(raw, 1, 2) ~= "OZ" then return nil end
+  local v = string.byte(raw, 3)
+  if v ~= 1 and v ~= 2 then return nil end
   local a, b, c, d = string.byte(raw, 4, 7)
   return a * 16777216 + b * 65536 + c * 256 + d
 end
 
 local function oz_with_deliveries(raw, n)
-  return "OZ\1" .. oz_u32(n) .. string.sub(raw, 8)
+  return string.sub(raw, 1, 3) .. oz_u32(n) .. string.sub(raw, 8)
+end
+
+-- The message id (callers have checked raw with oz_deliveries).
+local function oz_id(raw)
+  return string.sub(raw, 17, 16 + string.byte(raw, 16))
+end
+
+-- The unique key a version 2 envelope carries, or nil.
+local function oz_unique_key(raw)
+  if string.byte(raw, 3) ~= 2 then return nil end
+  local at = 17 + string.byte(raw, 16)
+  local hi, lo = string.byte(raw, at, at + 1)
+  if not lo then return nil end
+  local stop = at + 2 + hi * 256 + lo
+  at = at + 2
+  while at + 2 < stop do
+    local tag, h, l = string.byte(raw, at, at + 2)
+    local size = h * 256 + l
+    if tag == 1 then return string.sub(raw, at + 3, at + 2 + size) end
+    at = at + 3 + size
+  end
+  return nil
+end
+
+-- Free the unique key of raw, if it has one and it still names this message.
+local function oz_free_unique(raw, unique, unique_expiry)
+  local key = oz_unique_key(raw)
+  if key and redis.call("HGET", unique, key) == oz_id(raw) then
+    redis.call("HDEL", unique, key)
+    redis.call("ZREM", unique_expiry, key)
+  end
 end
 
 local function oz_dead_record(raw, reason, now)
@@ -31,11 +80,11 @@ local function oz_dead_record(raw, reason, now)
       .. oz_u32(math.floor(now / 4294967296)) .. oz_u32(now % 4294967296) .. raw
 end
 
--- A delivery of raw ended without an ack (rejected, or its consumer died): count it,
--- then push it to queue with `push` (LPUSH: back of the line; RPUSH: next up), or to
--- dead once it has been delivered max_attempts times (0: no limit).
--- Returns 1 when requeued, 0 when dead-lettered.
-local function oz_return(raw, queue, dead, max_attempts, now, push)
+-- A delivery of raw ended without an ack (rejected, or handed to a consumer that died):
+-- count it, then push it to queue with `push` (LPUSH: back of the line; RPUSH: next up),
+-- or to dead once it has been delivered max_attempts times (0: no limit), freeing its
+-- unique key. Returns 1 when requeued, 0 when dead-lettered.
+local function oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry)
   local n = oz_deliveries(raw)
   if n == nil then
     redis.call("LPUSH", dead, oz_dead_record(raw, "undecodable: not an orizuru envelope", now))
@@ -44,6 +93,7 @@ local function oz_return(raw, queue, dead, max_attempts, now, push)
   n = n + 1
   if max_attempts > 0 and n >= max_attempts then
     redis.call("LPUSH", dead, oz_dead_record(raw, "max attempts reached (" .. n .. " deliveries)", now))
+    oz_free_unique(raw, unique, unique_expiry)
     return 0
   end
   redis.call(push, queue, oz_with_deliveries(raw, n))
@@ -52,12 +102,13 @@ end
 
 -- oz_return up to `limit` messages popped from `source` with `pop` (LPOP/RPOP).
 -- Returns requeued, dead-lettered.
-local function oz_return_all(pop, source, queue, dead, max_attempts, now, push, limit)
+local function oz_return_all(pop, source, queue, dead, max_attempts, now, push, limit, unique,
+                             unique_expiry)
   local requeued, dead_lettered = 0, 0
   for _ = 1, limit do
     local raw = redis.call(pop, source)
     if not raw then break end
-    if oz_return(raw, queue, dead, max_attempts, now, push) == 1 then
+    if oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry) == 1 then
       requeued = requeued + 1
     else
       dead_lettered = dead_lettered + 1
@@ -68,9 +119,130 @@ end
 
 -- LPUSH/RPUSH many values, in chunks small enough for unpack(); returns the length.
 local function oz_push_all(cmd, key, values)
-  local length = 0
+  if #values == 0 then return redis.call("LLEN", key) end
+  local length
   for i = 1, #values, 1000 do
     length = redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values)))
   end
   return length
+end
+
+-- The ids packed in one argument (each is its length, one byte, then its bytes), each
+-- kept in that packed form: it is how an envelope stores its id (oz_packed_id).
+local function oz_ids(packed)
+  local ids, at = {}, 1
+  while at <= #packed do
+    local n = string.byte(packed, at)
+    ids[#ids + 1] = string.sub(packed, at, at + n)
+    at = at + 1 + n
+  end
+  return ids
+end
+
+-- A list element's id in packed form: the id's length byte and the id, as stored.
+local function oz_packed_id(raw)
+  return string.sub(raw, 16, 16 + (string.byte(raw, 16) or 0))
+end
+
+-- The id of a packed id.
+local function oz_unpacked(packed)
+  return string.sub(packed, 2)
+end
+
+-- The fast path of settling a batch: if the oldest k elements of the list key are, in
+-- order, the messages whose ids are `packed` (as sent), remove them and return them
+-- oldest first; else nil (then oz_remove). Compares one string.
+local function oz_oldest(key, packed, k)
+  local tail = redis.call("LRANGE", key, -k, -1)
+  if #tail ~= k then return nil end
+  local seen = {}
+  for i = k, 1, -1 do seen[k - i + 1] = oz_packed_id(tail[i]) end
+  if table.concat(seen) ~= packed then return nil end
+  redis.call("LTRIM", key, 0, -k - 1)
+  local oldest = {}
+  for i = 1, k do oldest[i] = tail[k - i + 1] end
+  return oldest
+end
+
+-- Remove the messages with these ids (in packed form, see oz_ids) from the list key,
+-- whose oldest end is the right, and return them: taken[i] is the message removed for
+-- ids[i], or false when none was there. Equal ids are separate copies (a push a client
+-- resent). The list is read from the right in growing pages, at most `limit` elements,
+-- and that window rewritten without what was found: O(window), never O(#ids x length).
+-- Copies beyond the window (settled long after newer ones came) are looked for from the
+-- left, the newer end, a page at a time.
+local function oz_remove(key, ids, limit)
+  local k, taken = #ids, {}
+  if k == 0 then return taken end
+  local want = {}
+  for i = k, 1, -1 do
+    taken[i] = false
+    local slots = want[ids[i]]
+    if slots then slots[#slots + 1] = i else want[ids[i]] = {i} end
+  end
+  local len, seen, left, kept, size = redis.call("LLEN", key), 0, k, {}, k + 16
+  while left > 0 and seen < len and seen < limit do
+    local upto = math.min(len, seen + size, limit)
+    local page = redis.call("LRANGE", key, -upto, -seen - 1)
+    for j = #page, 1, -1 do
+      local slots = want[oz_packed_id(page[j])]
+      if slots and #slots > 0 then
+        taken[table.remove(slots)] = page[j]
+        left = left - 1
+      else
+        kept[#kept + 1] = page[j]
+      end
+    end
+    seen, size = upto, size * 2
+  end
+  if left < k then
+    redis.call("LTRIM", key, 0, -seen - 1)
+    local back = {}
+    for j = #kept, 1, -1 do back[#back + 1] = kept[j] end
+    oz_push_all("RPUSH", key, back)
+  end
+  if left > 0 then
+    local from, last = 0, len - seen - 1
+    while left > 0 and from <= last do
+      local page = redis.call("LRANGE", key, from, math.min(from + 999, last))
+      local removed = 0
+      for _, raw in ipairs(page) do
+        local slots = want[oz_packed_id(raw)]
+        if slots and #slots > 0 then
+          -- LREM takes the first equal copy from the left: this one, or its twin before it
+          taken[table.remove(slots)] = raw
+          left, removed = left - 1, removed + redis.call("LREM", key, 1, raw)
+        end
+      end
+      from, last = from + #page - removed, last - removed
+    end
+  end
+  return taken
+end
+
+-- Whether the message raw has a pending cancellation; if so drop it: mark the cancel
+-- done ("d") for a cancel() still looking for it, forget the mark otherwise, free its
+-- unique key and count it. The caller has taken raw out of its list.
+local function oz_dropped(raw, cancel, unique, unique_expiry, counts)
+  if not oz_deliveries(raw) then return false end
+  local id = oz_id(raw)
+  local state = redis.call("HGET", cancel, id)
+  if not state then return false end
+  if string.sub(state, 1, 1) == "w" then
+    redis.call("HSET", cancel, id, "d" .. string.sub(state, 2))
+  else
+    redis.call("HDEL", cancel, id)
+  end
+  oz_free_unique(raw, unique, unique_expiry)
+  redis.call("HINCRBY", counts, "cancelled", 1)
+  return true
+end
+
+-- The messages of `raws` that are not cancelled (the others are dropped).
+local function oz_drop_cancelled(raws, cancel, unique, unique_expiry, counts)
+  local kept = {}
+  for _, raw in ipairs(raws) do
+    if not oz_dropped(raw, cancel, unique, unique_expiry, counts) then kept[#kept + 1] = raw end
+  end
+  return kept
 end

@@ -6,6 +6,8 @@
 -- Returns how many were promoted.
 local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", oz_now_ms(), "LIMIT", 0, tonumber(ARGV[1]))
 if #due == 0 then return 0 end
+local bad = oz_wrong_type(KEYS[2], "list")
+if bad then return redis.error_reply(bad) end
 for i = 1, #due, 1000 do
   redis.call("ZREM", KEYS[1], unpack(due, i, math.min(i + 999, #due)))
 end

@@ -1,14 +1,14 @@
--- Hand messages a consumer holds but will not handle back to the front of the queue,
--- uncounted (they were never handled). Messages no longer there are skipped.
--- KEYS[1] processing  list  the consumer's messages
--- KEYS[2] queue       list  waiting messages (next up at the right)
--- ARGV    the messages' exact bytes, oldest first
--- Returns how many were handed back.
+-- Hand a worker's unstarted messages back to the front of the queue, uncounted (no
+-- handler saw them), oldest next up. At most `limit` per call: call again until none
+-- are left, so no call blocks the server for long.
+-- KEYS[1] prefetch  list  the worker's taken, unstarted messages
+-- KEYS[2] queue     list  waiting messages (next up at the right)
+-- ARGV[1] limit
+-- Returns {moved, left}.
+local bad = oz_wrong_type(KEYS[1], "list", KEYS[2], "list")
+if bad then return redis.error_reply(bad) end
 local moved = 0
-for i = #ARGV, 1, -1 do
-  if redis.call("LREM", KEYS[1], -1, ARGV[i]) == 1 then
-    redis.call("RPUSH", KEYS[2], ARGV[i])
-    moved = moved + 1
-  end
+while moved < tonumber(ARGV[1]) and redis.call("LMOVE", KEYS[1], KEYS[2], "LEFT", "RIGHT") do
+  moved = moved + 1
 end
-return moved
+return {moved, redis.call("LLEN", KEYS[1])}

@@ -47,15 +47,16 @@ def wait_until(check: Callable[[], Any], timeout: float, interval: float = 0.05)
 
 
 def left_in(r: Any, queue: str) -> dict[str, int]:
-    """Messages in each non-empty list (or the delayed set) of the queue, by key suffix."""
+    """Messages in each non-empty list (or the delayed set) of the queue, by key suffix.
+    The hashes of bookkeeping (consumers' info, totals) hold no message."""
     keys = QueueKeys(queue)
     left = {}
     for raw in keys_of(r, queue):
         key = raw.decode()
-        if key != keys.consumers:
-            left[key.removeprefix(keys.base + ":")] = int(
-                r.zcard(key) if key == keys.delayed else r.llen(key)
-            )
+        if key == keys.delayed:
+            left["delayed"] = int(r.zcard(key))
+        elif key != keys.consumers and r.type(key) == b"list":
+            left[key.removeprefix(keys.base + ":")] = int(r.llen(key))
     return left
 
 

@@ -237,7 +237,7 @@ class PrivateServer:
     find it again after ``kill()`` and ``restart()``. Killed on exit."""
 
     def __init__(self, data_dir: Path) -> None:
-        from orizuru_py.embedded import EmbeddedServer
+        from orizuru_py.ops.embedded import EmbeddedServer
 
         with socket.create_server(("127.0.0.1", 0)) as probe:
             port = probe.getsockname()[1]

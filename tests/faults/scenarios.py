@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from orizuru_py import Producer, QueueKeys
-from tests.support import wait_for
+from tests.support import instances, wait_for
 
 from .accounting import Figures, cleanup, new_queue, settle
 from .fleet import Child, Fleet, GcLoop, PrivateServer, Pusher
@@ -325,16 +325,17 @@ def zombie(
             ) as fleet,
         ):
             (child,) = fleet.spawn()
-            processing = keys.processing(child.name)
+            (member,) = wait_for(lambda: instances(r, queue, child.name), 30)
+            processing = keys.processing(member)
 
             def gone() -> bool:
-                return r.zscore(keys.consumers, child.name) is None and not r.exists(processing)
+                return r.zscore(keys.consumers, member) is None and not r.exists(processing)
 
             held_at_freeze = freeze_holding(fleet, child, r, processing)
             wait_for(gone, recovery)
             fleet.thaw(child)
             wait_for(lambda: ledger.late_acks() >= held_at_freeze, 30)
-            registered_again = r.zscore(keys.consumers, child.name) is not None
+            registered_again = r.zscore(keys.consumers, member) is not None
             held_at_kill = freeze_holding(fleet, child, r, processing)
             fleet.kill(child)
             recovered = bool(wait_for(gone, recovery))

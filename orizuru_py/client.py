@@ -1,0 +1,141 @@
+"""The redis-py client we were given, and the server behind it: what we check once.
+
+We never open connections of our own: every part takes the user's client (a
+``Redis``, a ``RedisCluster``, a Sentinel master, blocking or asyncio) and
+finds here which of its errors mean "try again later", how long its socket
+waits, and whether the server could evict queue keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Generator
+from typing import Any
+
+from redis.connection import Connection
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError as RedisReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .plan import Call, Plan
+
+log = logging.getLogger("orizuru_py")
+
+# Errors every loop rides out with backoff: the server, a cluster node or the primary
+# is unreachable for now. ReadOnlyError: a primary demoted by a failover (Sentinel
+# clients reconnect to the new one after it). redis-py's "cluster cannot be connected"
+# is not even a RedisError.
+TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisReadOnlyError,
+    RedisClusterException,
+    ClusterDownError,
+    TryAgainError,
+)
+
+_warned: set[int] = set()
+
+
+def _connection_options(r: Any) -> tuple[dict[str, Any], type]:
+    """The keyword arguments and class the client makes its connections with."""
+    for holder in (getattr(r, "connection_pool", None), getattr(r, "nodes_manager", None)):
+        kwargs = getattr(holder, "connection_kwargs", None)
+        if isinstance(kwargs, dict):
+            return kwargs, getattr(holder, "connection_class", Connection)
+    return {}, Connection
+
+
+def _default_socket_timeout(cls: type) -> Any:
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get("socket_timeout")
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    return None
+
+
+def socket_timeout(r: Any) -> float | None:
+    """The client's socket timeout in seconds (None: none). A client made by ``from_url``
+    leaves it out of its kwargs and gets the connection class's default (5 s in redis-py 8)."""
+    kwargs, cls = _connection_options(r)
+    value = kwargs["socket_timeout"] if "socket_timeout" in kwargs else _default_socket_timeout(cls)
+    return float(value) if value is not None else None
+
+
+def check_client(r: Any) -> None:
+    """Refuse a client that would hand us messages as str: they are bytes, exactly."""
+    if _connection_options(r)[0].get("decode_responses"):
+        raise ValueError(
+            "orizuru_py needs a client with decode_responses=False: messages are bytes "
+            "and must come back byte for byte"
+        )
+
+
+def where(r: Any) -> str:
+    """host:port of the client's server, for log lines."""
+    kwargs, _ = _connection_options(r)
+    if "host" in kwargs:
+        return f"{kwargs['host']}:{kwargs.get('port', 6379)}"
+    return type(r).__name__
+
+
+def eviction_probe(r: Any) -> list[tuple[Any, ...]]:
+    """The command that reads the server's eviction policy, the first time this client
+    asks (none after): send it along with other work, then pass its reply to
+    ``eviction_verdict``."""
+    pool = id(getattr(r, "connection_pool", None) or getattr(r, "nodes_manager", r))
+    if pool in _warned:
+        return []
+    _warned.add(pool)
+    return [("INFO", "memory")]
+
+
+def eviction_verdict(r: Any, info: Any) -> None:
+    """Warn when the server may evict keys: an evicted queue key is a lost message.
+    A server that denied INFO (a least-privilege user) is left unchecked."""
+    if isinstance(info, RedisError):
+        log.debug("could not read maxmemory-policy (%s); not checked", info)
+        return
+    for policy in sorted(_policies(info)):
+        if policy.startswith("allkeys-"):
+            log.warning(
+                "the server at %s has maxmemory-policy %s: when it reaches maxmemory it "
+                "evicts keys, queue keys included, and their messages are lost. Set "
+                "maxmemory-policy noeviction (pushes then fail instead)",
+                where(r),
+                policy,
+            )
+
+
+def eviction_check(r: Any) -> Plan[None]:
+    """``eviction_probe`` and ``eviction_verdict`` in a round trip of their own."""
+    for call in eviction_probe(r):
+        try:
+            info = yield Call(call)
+        except RedisError as exc:
+            info = exc
+        eviction_verdict(r, info)
+
+
+def _policies(info: Any) -> Generator[str, None, None]:
+    """maxmemory_policy of an INFO reply: a dict, or (cluster) a dict of them per node."""
+    if isinstance(info, bytes):
+        for line in info.decode(errors="replace").splitlines():
+            if line.startswith("maxmemory_policy:"):
+                yield line.split(":", 1)[1].strip()
+    elif isinstance(info, dict):
+        if "maxmemory_policy" in info:
+            yield str(info["maxmemory_policy"])
+        else:
+            for value in info.values():
+                yield from _policies(value)

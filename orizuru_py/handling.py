@@ -1,0 +1,480 @@
+"""WorkerCore: everything a worker decides, shared by the blocking and the asyncio Worker.
+
+Its loops are plans, like the queue's: besides Redis requests they yield four of
+the worker's own, which each Worker performs its way (threads and a condition, or
+tasks and an asyncio condition):
+
+- ``RunChunk``: run the handler on each guard of a chunk (a call, or an await);
+- ``Until`` / ``Notify``: wait until the hand changes so, or tell the waiters it did;
+- ``Via``: run a plan on a lane's consumer's own driver (its takes, with its lock).
+
+So taking, starting, running, acking, retrying, dead-lettering, giving up and the
+bookkeeping of the hand exist once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import attrs
+
+from .backoff import Backoff, Exponential
+from .client import TRANSIENT
+from .codecs import Codec
+from .collector import CollectReport
+from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
+from .guard import GuardCore
+from .keys import validate_name
+from .lanes import Lane, Lanes, Pace
+from .observer import Observer
+from .plan import Op, Pause, Plan
+
+log = logging.getLogger("orizuru_py.worker")
+
+T = TypeVar("T")
+ACK_WITHIN = 0.005  # acks of a chunk still running go out after at most this long
+DEFAULT_DRAIN_TIMEOUT = 30.0
+DEFAULT_GC_INTERVAL = 5.0
+# Unstarted messages a worker may keep at most; it keeps that many only while its handler
+# is quick (a batch per round trip), a message or so beyond its threads when it is slow.
+DEFAULT_PREFETCH = 1000
+
+
+@attrs.frozen
+class RunChunk:
+    """Run the handler on each guard in order. The reply: one (exception or None,
+    seconds) per guard run; it ends early once ``ack_within`` seconds have passed with a
+    success to ack (the plan acks and asks for the rest)."""
+
+    queue: str
+    guards: Sequence[GuardCore]
+    ack_within: float | None
+
+
+@attrs.frozen
+class Until:
+    """Wait until ``ready()`` is true, checked whenever a ``Notify`` for ``room`` (fetch
+    loops wait for room in the hand) or ``work`` (working loops wait for a chunk) comes."""
+
+    ready: Callable[[], bool]
+    room: bool
+
+
+@attrs.frozen
+class Notify:
+    """The hand changed: wake up to ``work`` working loops (a chunk each), and, with
+    ``room``, every fetch loop (there is room, or a lane before theirs changed)."""
+
+    work: int = 0
+    room: bool = False
+
+
+@attrs.frozen
+class Via:
+    """Run ``plan`` on ``consumer``'s own driver."""
+
+    consumer: Any
+    plan: Any
+
+
+Outcome = tuple[BaseException | None, float]
+WorkerPlan = Generator[Op | RunChunk | Until | Notify | Via, Any, T]
+
+
+def check_count(name: str, value: object, least: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    return value
+
+
+def check_queues(queues: str | Sequence[str]) -> list[str]:
+    """One queue name, or several in priority order (first: highest)."""
+    names = [queues] if isinstance(queues, str) else list(queues)
+    if not names:
+        raise ValueError("a Worker needs at least one queue")
+    for name in names:
+        validate_name(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"a queue is named twice in {names!r}")
+    return names
+
+
+def is_async(handler: Callable[..., Any]) -> bool:
+    """Whether calling ``handler`` returns a coroutine (an ``async def``, or an object
+    whose ``__call__`` is one)."""
+    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+        getattr(handler, "__call__", None)  # noqa: B004
+    )
+
+
+@attrs.define
+class WorkerStats:
+    """What a worker has done since it started; ``in_flight``: messages in a handler."""
+
+    handled: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    in_flight: int = 0
+    started_at: float = attrs.field(factory=time.monotonic)
+
+    def summary(self) -> str:
+        up = time.monotonic() - self.started_at
+        return (
+            f"{self.handled} handled, {self.failed} failed ({self.retried} retried, "
+            f"{self.dead_lettered} dead-lettered) in {up:.1f} s, "
+            f"{self.handled / max(up, 1e-9):.1f} msg/s"
+        )
+
+
+@attrs.frozen
+class Failure:
+    """What a handler's exception makes of its message: a retry after ``delay`` seconds,
+    or (``delay`` None) the dead-letter list with ``reason``."""
+
+    reason: str
+    delay: float | None
+
+
+def judge(
+    guard: GuardCore, exc: BaseException, max_attempts: int, backoff: Backoff
+) -> Failure | None:
+    """Decide, and log, what a failed attempt becomes (None: the handler had already
+    settled the message itself, nothing more to do)."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if guard.settled:
+        log.error(
+            "message %s attempt %d failed after settling: %s", guard.id, guard.attempts, reason
+        )
+        return None
+    if guard.attempts >= max_attempts:
+        log.error(
+            "message %s of queue %s attempt %d/%d failed, dead-lettered: %s\n%s",
+            guard.id,
+            guard.queue,
+            guard.attempts,
+            max_attempts,
+            reason,
+            "".join(traceback.format_exception(exc)).rstrip(),
+        )
+        return Failure(reason, None)
+    delay = backoff(guard.attempts)
+    log.warning(
+        "message %s of queue %s attempt %d/%d failed, retry in %.1f s: %s",
+        guard.id,
+        guard.queue,
+        guard.attempts,
+        max_attempts,
+        delay,
+        reason,
+    )
+    return Failure(reason, delay)
+
+
+class WorkerCore:
+    """A worker's lanes, its hand and its rules. The fronts give the classes of their API
+    (``consumer_class``, ``gc_class``, ``driver_class``, which performs the requests
+    above) and run the loops: a fetching loop per queue, ``concurrency`` working loops."""
+
+    consumer_class: type[Any]
+    gc_class: type[Any]
+    driver_class: type[Any]
+
+    def __init__(
+        self,
+        r: Any,
+        queues: str | Sequence[str],
+        handler: Callable[[Any], Any],
+        *,
+        concurrency: int = 8,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+        backoff: Backoff | None = None,
+        prefetch: int | None = None,
+        drain_timeout: float = DEFAULT_DRAIN_TIMEOUT,
+        gc_interval: float | None = DEFAULT_GC_INTERVAL,
+        pass_guard: bool = False,
+        codec: Codec | None = None,
+        prefix: str = "orizuru",
+        name: str | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        self._check_handler(handler)
+        check_count("concurrency", concurrency, 1)
+        check_count("max_attempts", max_attempts, 1)
+        prefetch = DEFAULT_PREFETCH if prefetch is None else check_count("prefetch", prefetch, 0)
+        if gc_interval is not None and not (
+            isinstance(gc_interval, int | float) and gc_interval > 0
+        ):
+            raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
+        if not isinstance(drain_timeout, int | float) or drain_timeout < 0:
+            raise ValueError(f"drain_timeout must be >= 0 seconds, got {drain_timeout!r}")
+        self.queues = check_queues(queues)
+        self.handler = handler
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.backoff: Backoff = backoff or Exponential()
+        self.drain_timeout = drain_timeout
+        self.pass_guard = pass_guard
+        self.observer = observer
+        self.stats = WorkerStats()
+        self.gc_interval = gc_interval
+        self.pace = Pace(concurrency, prefetch)
+        token = os.urandom(3).hex()  # one id across the worker's queues
+        options = dict(name=name, heartbeat_timeout=heartbeat_timeout, max_attempts=max_attempts,
+                       codec=codec, prefix=prefix, prefetch=True, token=token)  # fmt: skip
+        consumers = [self.consumer_class(r, queue, **options) for queue in self.queues]
+        self.lanes = Lanes([Lane(c) for c in consumers], self.pace)
+        self.gcs = [
+            self.gc_class(
+                r,
+                queue,
+                max_attempts=max_attempts,
+                prefix=prefix,
+                on_report=partial(self._recovered, queue),
+            )
+            for queue in self.queues
+        ]
+        self._driver = self.driver_class(r, self)
+        self.stopping = self.aborted = False
+        self.crash: BaseException | None = None
+        self._timings: dict[GuardCore, float] = {}  # handler seconds, kept for an observer
+        # The hand is changed by several threads (one event loop's tasks never contend):
+        # every change, never a wait or a request, holds this lock.
+        self._hand = threading.Lock()
+        self._started = False
+
+    def _check_handler(self, handler: Callable[..., Any]) -> None:
+        """Refuse a handler of the other API (the fronts say which)."""
+
+    @property
+    def consumers(self) -> list[Any]:
+        return [lane.consumer for lane in self.lanes.lanes]
+
+    @property
+    def consumer(self) -> Any:
+        """The consumer of the first queue."""
+        return self.consumers[0]
+
+    def _begin(self) -> None:
+        if self._started:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._started = True
+        self.stats.started_at = time.monotonic()
+        log.info("worker %s on %s: %d at once", self.consumer.id, ", ".join(self.queues),
+                 self.concurrency)  # fmt: skip
+
+    def _stopped(self) -> None:
+        log.info("worker %s stopped: %s", self.consumer.id, self.stats.summary())
+
+    def _died(self, exc: BaseException) -> None:
+        """A thread (task) of ours died: stop at once, loudly, so the GC recovers our
+        messages, never a live-looking worker that does nothing."""
+        if self.crash is None:
+            self.crash = exc
+            log.critical("worker %s: a thread died, stopping at once", self.consumer.id,
+                         exc_info=exc)  # fmt: skip
+
+    # -- the loops ------------------------------------------------------------------------
+
+    def _fetching(self, lane: Lane) -> WorkerPlan[None]:
+        """A lane's fetch loop: take while there is room and every lane before it is
+        empty; when its queue is empty, block on it, so a push starts at once."""
+        lanes, consumer = self.lanes, lane.consumer
+        while True:
+            yield Until(lambda: self.stopping or lanes.may_fetch(lane), True)
+            if self.stopping:
+                return
+            with self._hand:
+                room = lanes.room(lane)
+            # A thread would take the whole batch as one chunk: take it started.
+            direct = room > 1 and self.pace.chunk(room) >= room
+            started = time.perf_counter()
+            guards = yield Via(consumer, consumer._next_batch(room, 0, started=direct))
+            if len(guards) == room:  # the queue had enough: a fetch, not a wait
+                self.pace.fetched(time.perf_counter() - started)
+            with self._hand:
+                lanes.add(lane, guards, room)  # short: the lanes below may fetch now
+            yield Notify(len(guards), room=True)
+            if not guards:
+                guards = yield Via(consumer, consumer._next_batch(room, consumer.block))
+                with self._hand:
+                    lanes.add(lane, guards, room)
+                yield Notify(len(guards), room=True)
+
+    def _working(self) -> WorkerPlan[None]:
+        """One thread's (task's) loop: ack what it finished and start its next chunk in
+        one round trip, run the handler on the chunk, and again."""
+        lanes = self.lanes
+        acks: tuple[Lane, list[GuardCore]] | None = None
+        while True:
+            if acks is None:
+                yield Until(lambda: self.stopping or lanes.ready(), False)
+            with self._hand:
+                chunk = None if self.stopping else lanes.next_chunk()
+                self.stats.in_flight = lanes.running
+            if chunk is None and acks is None:
+                if self.stopping:
+                    return
+                continue  # another loop took it first
+            acks = yield from self._step(acks, chunk)
+            if chunk is not None:
+                with self._hand:
+                    lanes.done(len(chunk[1]))
+                    self.stats.in_flight = lanes.running
+                yield Notify(room=True)
+
+    def _step(
+        self,
+        acks: tuple[Lane, list[GuardCore]] | None,
+        chunk: tuple[Lane, list[GuardCore], bool] | None,
+    ) -> WorkerPlan[tuple[Lane, list[GuardCore]] | None]:
+        if acks is not None and (chunk is None or acks[0] is not chunk[0]):
+            yield from self._send(acks[0], acks[1], [])
+            acks = None
+        if chunk is None:
+            return None
+        lane, guards, began = chunk
+        pending = acks[1] if acks is not None else []
+        if not began:  # the previous acks travel with this start
+            guards = yield from self._send(lane, pending, guards)
+            pending = []
+        done = yield from self._handle(lane, guards)
+        done = pending + done  # a started chunk's (about a millisecond): acked after it
+        return (lane, done) if done else None
+
+    def _send(self, lane: Lane, done: list[GuardCore], chunk: list[GuardCore]) -> WorkerPlan[Any]:
+        """Ack ``done`` and start ``chunk`` of one queue in one round trip (a resent start
+        knows it may have been applied); returns the guards to run."""
+        consumer = lane.consumer
+        started = yield from self._settling(
+            lane,
+            [*done, *chunk],
+            "ack and start",
+            lambda again: consumer._settle_start(done, chunk, again),
+        )
+        if done:
+            self._acked(done)
+        return started or []
+
+    def _handle(self, lane: Lane, guards: list[GuardCore]) -> WorkerPlan[list[GuardCore]]:
+        """Run the handler on a started chunk; returns the guards to ack. Acks of a chunk
+        that runs long go out as it runs, not at its end."""
+        done: list[GuardCore] = []
+        begun = time.perf_counter()
+        within = ACK_WITHIN if self.pace.per_message * len(guards) > ACK_WITHIN else None
+        rest = guards
+        while rest:
+            outcomes: list[Outcome] = yield RunChunk(lane.queue, rest, within)
+            for guard, (exc, seconds) in zip(rest, outcomes, strict=False):
+                if exc is not None:
+                    yield from self._failed(lane, guard, exc)
+                elif guard.settled:  # the handler settled it itself (pass_guard): handled
+                    self._handled_itself(guard, seconds)
+                else:
+                    done.append(guard)
+                    if self.observer is not None:
+                        self._timings[guard] = seconds
+            rest = rest[len(outcomes) :]
+            if rest and done:
+                yield from self._send(lane, done, [])
+                done = []
+        self.pace.handled(time.perf_counter() - begun, len(guards))
+        return done
+
+    def _acked(self, guards: list[GuardCore]) -> None:
+        self.stats.handled += len(guards)
+        observer = self.observer
+        if observer is not None:
+            timings = self._timings
+            for g in guards:
+                observer.acked(g.queue, g.id, timings.pop(g, 0.0))
+
+    def _handled_itself(self, guard: GuardCore, seconds: float) -> None:
+        self.stats.handled += 1
+        if self.observer is not None:
+            self.observer.acked(guard.queue, guard.id, seconds)
+
+    def _failed(self, lane: Lane, guard: GuardCore, exc: BaseException) -> WorkerPlan[None]:
+        self.stats.failed += 1
+        failure = judge(guard, exc, self.max_attempts, self.backoff)
+        if failure is None:
+            return
+        if failure.delay is None:
+            self.stats.dead_lettered += 1
+            settle = partial(guard._dead_letter, failure.reason)
+        else:
+            self.stats.retried += 1
+            settle = partial(guard._retry, failure.delay)
+        yield from self._settling(lane, [guard], "settle", lambda again: settle())
+        if self.observer is not None:
+            self.observer.failed(guard.queue, guard.id, guard.attempts, exc, failure.delay)
+            if failure.delay is None:
+                self.observer.dead_lettered(guard.queue, guard.id, failure.reason)
+
+    def _recovered(self, queue: str, report: CollectReport) -> None:
+        if report and self.observer is not None:
+            self.observer.recovered(queue, report)
+
+    def _settling(
+        self, lane: Lane, guards: list[GuardCore], what: str, step: Callable[[bool], Plan[T]]
+    ) -> WorkerPlan[T | None]:
+        """Run a settling step, retrying connection errors with backoff until it succeeds,
+        the worker is aborted, or the drain time after a stop runs out. Messages of a step
+        given up on stay in Redis, and the consumer hands them back. ``step`` gets
+        whether it is sent again (its first sending may have been applied)."""
+        pause, give_up, again = 0.05, None, False
+        while True:
+            try:
+                return (yield from step(again))
+            except TRANSIENT as exc:
+                again = True
+                if self.stopping and give_up is None:
+                    give_up = time.monotonic() + self.drain_timeout
+                if self.aborted or (give_up is not None and time.monotonic() > give_up):
+                    log.error("gave up trying to %s %d message(s): %s", what, len(guards), exc)
+                    lane.consumer.abandon([g.raw for g in guards])
+                    return None
+                log.warning(
+                    "could not %s %d message(s) (%s); retrying in %.2f s",
+                    what,
+                    len(guards),
+                    exc,
+                    pause,
+                )
+                yield Pause(pause)
+                pause = min(pause * 2, 2.0)
+
+    def _hand_back(self) -> WorkerPlan[None]:
+        """The fetching has stopped: hand every message no thread began back, uncounted."""
+        with self._hand:
+            began = self.lanes.unstarted()
+        for lane in self.lanes.lanes:
+            release = partial(_release, lane.consumer, began[lane])
+            yield from self._settling(lane, began[lane], "hand back unstarted", release)
+        yield Notify(self.concurrency, room=True)
+
+    @staticmethod
+    def _undeliverable(result: Any) -> None:
+        """A blocking handler returned an awaitable: close it, never ack it."""
+        getattr(result, "close", lambda: None)()
+        raise TypeError(
+            "the handler returned an awaitable, which this Worker cannot run; "
+            "use orizuru_py.asyncio.Worker"
+        )
+
+
+def _release(consumer: Any, started: list[GuardCore], again: bool) -> Plan[int]:
+    """A consumer's unstarted messages back, uncounted, and those of ``started`` that no
+    thread began (safe to send again)."""
+    return consumer._release_prefetch(started)  # type: ignore[no-any-return]

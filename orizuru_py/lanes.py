@@ -1,0 +1,188 @@
+"""What a worker holds: its lanes (one per queue, in priority order, each a deque of
+taken, unstarted guards) and the pace that sizes its hand and its chunks. Shared by
+the blocking and the asyncio Worker.
+
+A free thread (or task) takes a chunk from the first lane that has any, unless a lane
+before it may still find more in its queue; a lane may fetch only while every lane
+before it found its queue empty. So a free thread always gets a message of the first
+non-empty queue.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from .consumer import MAX_BATCH
+from .guard import GuardCore
+
+CHUNK_SECONDS = 0.001  # a chunk should take about this long (one round trip per chunk)
+
+
+class Pace:
+    """Running costs of one handler call and of one fetch, which size the worker's hand
+    and its chunks. Unknown at first: the handler is assumed slow."""
+
+    def __init__(self, concurrency: int, prefetch: int) -> None:
+        self.concurrency = concurrency
+        self.prefetch = max(0, min(prefetch, MAX_BATCH - concurrency))
+        self.per_message = 1.0
+        self.per_fetch = 0.001
+
+    def fetched(self, seconds: float) -> None:
+        self.per_fetch += (seconds - self.per_fetch) * 0.2
+
+    def handled(self, seconds: float, n: int) -> None:
+        # A rough running average is enough; races between threads lose nothing.
+        if n:
+            self.per_message += (seconds / n - self.per_message) * 0.2
+
+    def ahead(self) -> int:
+        """Unstarted messages to keep beyond one per idle thread: what the threads get
+        through while one fetch is under way, at most ``prefetch``. A fast handler gets the
+        whole prefetch (the next batch comes while this one runs); a slow one a message or
+        so, so it hoards nothing other workers could take."""
+        wanted = self.concurrency * self.per_fetch / max(self.per_message, 1e-9)
+        return max(min(self.prefetch, 1), min(self.prefetch, math.ceil(wanted)))
+
+    def chunk(self, waiting: int) -> int:
+        """How many of ``waiting`` unstarted messages a free thread takes at once: about
+        ``CHUNK_SECONDS`` of work, so a slow handler takes one (a free thread always gets
+        the next message) and a no-op one a whole batch (one round trip for many)."""
+        return max(1, min(waiting, math.ceil(CHUNK_SECONDS / max(self.per_message, 1e-9))))
+
+
+class Lane:
+    """One queue's consumer and its taken, unstarted guards."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.waiting: deque[GuardCore] = deque()
+        self.suspects = 0  # waiting messages delivered before: each starts alone
+        # Batches a quick worker took straight into the processing list: each one chunk.
+        self.started: deque[list[GuardCore]] = deque()
+        self.in_started = 0
+        # Its last take came back short: the queue had no more. Not known at first, so
+        # no lane below fetches before this one has looked.
+        self.empty = False
+
+    @property
+    def queue(self) -> str:
+        return str(self.consumer.queue)
+
+
+class Lanes:
+    """The worker's lanes in priority order, and its hand: messages taken and not yet
+    started (in the lanes), and chunks running (``busy`` threads, ``running`` messages)."""
+
+    def __init__(self, lanes: list[Lane], pace: Pace) -> None:
+        self.lanes, self.pace = lanes, pace
+        self.busy = self.running = 0
+
+    @property
+    def in_hand(self) -> int:
+        return self.running + sum(len(lane.waiting) for lane in self.lanes)
+
+    def room(self, lane: Lane) -> int:
+        """How many ``lane`` may take: a message for each idle thread and ``Pace.ahead``
+        more, less what waits in it and the lanes before it (what lower lanes took never
+        keeps a higher one from taking). Running chunks do not count: the next batch is
+        fetched while they run."""
+        return self.pace.concurrency - self.busy + self.pace.ahead() - self.unstarted_to(lane)
+
+    def unstarted_to(self, lane: Lane) -> int:
+        """Messages no thread began, in ``lane`` and the lanes before it."""
+        n = 0
+        for earlier in self.lanes:
+            n += len(earlier.waiting) + earlier.in_started
+            if earlier is lane:
+                break
+        return n
+
+    def may_fetch(self, lane: Lane) -> bool:
+        """A lane fetches only while every lane before it found its queue empty, and once
+        its room is worth a round trip: nothing is left for a free thread, or half the
+        messages to keep ahead are gone (not a few at a time behind each chunk taken)."""
+        room = self.room(lane)
+        if room <= 0 or (room < self.pace.ahead() // 2 and self.unstarted_to(lane)):
+            return False
+        for earlier in self.lanes:
+            if earlier is lane:
+                return True
+            if not earlier.empty or earlier.waiting or earlier.started:
+                return False
+        return True
+
+    def add(self, lane: Lane, guards: list[GuardCore], asked: int) -> None:
+        lane.empty = len(guards) < asked
+        started = [g for g in guards if g.started]
+        if started:
+            lane.started.append(started)
+            lane.in_started += len(started)
+            guards = [g for g in guards if not g.started] if len(started) < len(guards) else []
+        lane.waiting.extend(guards)
+        lane.suspects += sum(g.attempts > 1 for g in guards)
+
+    def ready(self) -> bool:
+        """Whether a free thread would get a chunk now."""
+        for lane in self.lanes:
+            if lane.waiting or lane.started:
+                return True
+            if not lane.empty:
+                return False
+        return False
+
+    def next_chunk(self) -> tuple[Lane, list[GuardCore], bool] | None:
+        """The next unstarted messages for a free thread: from the first lane that has
+        any, unless a lane before it may still find more in its queue (then wait for its
+        fetch: strict priority). A message delivered before (a retry, or one recovered
+        from a worker that died) starts alone: if it is a poison that kills the process,
+        it takes no fresh chunk-mate with it, and after one such death it is the only one
+        counted. The third item says whether the chunk is started already (taken
+        straight into the processing list)."""
+        for lane in self.lanes:
+            if lane.started:
+                chunk = lane.started.popleft()
+                lane.in_started -= len(chunk)
+                self.running += len(chunk)
+                self.busy += 1
+                return lane, chunk, True
+            waiting = lane.waiting
+            if not waiting:
+                if not lane.empty:
+                    return None
+                continue
+            n = self.pace.chunk(len(waiting))
+            if not lane.suspects and n >= len(waiting):
+                chunk = list(waiting)
+                waiting.clear()
+            elif not lane.suspects:
+                chunk = [waiting.popleft() for _ in range(n)]
+            elif waiting[0].attempts > 1:
+                chunk = [waiting.popleft()]
+                lane.suspects -= 1
+            else:
+                chunk = []
+                while waiting and len(chunk) < n and waiting[0].attempts == 1:
+                    chunk.append(waiting.popleft())
+            self.running += len(chunk)
+            self.busy += 1
+            return lane, chunk, False
+        return None
+
+    def done(self, n: int) -> None:
+        self.running -= n
+        self.busy -= 1
+
+    def unstarted(self) -> dict[Lane, list[GuardCore]]:
+        """Forget every guard no thread began (their messages are handed back): by lane,
+        those taken straight into the processing list."""
+        began: dict[Lane, list[GuardCore]] = {}
+        for lane in self.lanes:
+            lane.waiting.clear()
+            lane.suspects = 0
+            began[lane] = [g for batch in lane.started for g in batch]
+            lane.started.clear()
+            lane.in_started = 0
+        return began

@@ -1,0 +1,51 @@
+-- A worker's thread starts a chunk: move its messages from the prefetch list (taken,
+-- never handed to a handler: uncounted if the worker dies) to the processing list
+-- (handed to a handler: counted if it comes back), in one step per chunk. A message
+-- with a pending cancellation is dropped instead.
+-- KEYS[1] prefetch       list  the worker's taken, unstarted messages (oldest at the right)
+-- KEYS[2] processing     list  the worker's started messages
+-- KEYS[3] cancel         hash  message id -> cancellation state
+-- KEYS[4] unique         hash  unique key -> message id
+-- KEYS[5] unique_expiry  zset  unique key -> when it lapses (ms)
+-- KEYS[6] counts         hash  totals (cancelled)
+-- ARGV[1] "1" when resent after a lost reply, ARGV[2] the messages' ids, packed (each:
+-- its length in one byte, then it), oldest first, ARGV[3] their number k
+-- Returns k when all k started, else one status per message: 1 started, 0 no longer
+-- ours (the GC took it back), 2 cancelled (dropped), 3 already started (by the lost
+-- first sending).
+local pending = redis.call("HLEN", KEYS[3])
+local bad = oz_wrong_type(KEYS[1], "list", KEYS[2], "list")
+if not bad and pending > 0 then
+  bad = oz_wrong_type(KEYS[4], "hash", KEYS[5], "zset", KEYS[6], "hash")
+end
+if bad then return redis.error_reply(bad) end
+local k = tonumber(ARGV[3])
+local taken = oz_oldest(KEYS[1], ARGV[2], k)
+if taken and pending == 0 then
+  oz_push_all("LPUSH", KEYS[2], taken)
+  return k
+end
+local ids = oz_ids(ARGV[2])
+taken = taken or oz_remove(KEYS[1], ids, 5000)
+local status, started, all, missing = {}, {}, true, {}
+for i = 1, #ids do
+  local raw = taken[i]
+  if not raw then
+    status[i], all = 0, false
+    if ARGV[1] == "1" then missing[ids[i]] = i end
+  elseif pending > 0 and oz_dropped(raw, KEYS[3], KEYS[4], KEYS[5], KEYS[6]) then
+    status[i], all = 2, false
+  else
+    status[i] = 1
+    started[#started + 1] = raw
+  end
+end
+oz_push_all("LPUSH", KEYS[2], started)
+if all then return #ids end
+if next(missing) then  -- resent: what the lost first sending moved sits at the head
+  for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, 4999)) do
+    local i = missing[oz_packed_id(raw)]
+    if i then status[i], missing[oz_packed_id(raw)] = 3, nil end
+  end
+end
+return status
