@@ -26,11 +26,12 @@ from typing import Any
 import attrs
 import redis
 
+from ..consumer import Consumer
+from ..keys import QueueKeys
+from ..observer import Observer
+from ..producer import Producer
+from ..worker import Worker
 from . import benchreport
-from .consumer import Consumer
-from .keys import QueueKeys
-from .producer import Producer
-from .worker import Worker
 
 BATCH = 100  # messages per batch on every batched path
 _FILL_CHUNK = 10_000
@@ -217,6 +218,19 @@ def push(b: Bench, n: int) -> Result:
     return t.result(n)
 
 
+def push_unique(b: Bench, n: int) -> Result:
+    """``Producer.push`` with a ``unique_key`` (each its own), one message per call."""
+    queue = b.queue("push-unique")
+    producer = Producer(b.r, queue, prefix=b.prefix)
+    payloads = [message(i) for i in range(n)]
+    producer.push(payloads[0], unique_key="warm")  # the server loads push.lua once
+    with Timer(b.r) as t:
+        for i, p in enumerate(payloads):
+            producer.push(p, unique_key=f"k{i}")
+    b.drop(queue)
+    return t.result(n)
+
+
 def push_many(b: Bench, n: int) -> Result:
     """``Producer.push_many`` in batches of ``BATCH``."""
     queue = b.queue("push-many")
@@ -295,31 +309,44 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> None:
         time.sleep(0.002)
 
 
-def worker(b: Bench, n: int) -> Result:
+def worker(b: Bench, n: int, observer: Observer | None = None, queues: int = 1) -> Result:
     """``Worker`` with a no-op handler at concurrency 8, timed from start until every
-    message is handled and acked (stopping it is not timed)."""
-    queue = b.queue("worker")
-    fill(b, queue, n)
-    name = f"bench-worker-{os.urandom(3).hex()}"
-    processing = b.keys(queue).processing(name)
+    message is handled and acked (stopping it is not timed). With several ``queues``, the
+    messages are spread evenly over them (strict priority: one after the other)."""
+    names = [b.queue("worker") for _ in range(queues)]
+    for i, queue in enumerate(names):
+        share = n // queues + (1 if i < n % queues else 0)
+        fill(b, queue, share, start=i * n)
     handler = Counter()
-    w = Worker(b.r, queue, handler, concurrency=8, prefix=b.prefix, name=name)
+    w = Worker(b.r, names, handler, concurrency=8, prefix=b.prefix, observer=observer)
     thread = threading.Thread(target=w.run, name="bench-worker", daemon=True)
     try:
         with Timer(b.r) as t:
             thread.start()
             handler.wait(n)
-            wait_until(lambda: not b.r.llen(processing), _WAIT, "acks")
+            wait_until(lambda: w.stats.handled >= n, _WAIT, "acks")  # counted once acked
     finally:
         w.stop()
         thread.join(_WAIT)
-    b.drop(queue)
+    for queue in names:
+        b.drop(queue)
     return t.result(n)
+
+
+def worker_observed(b: Bench, n: int) -> Result:
+    """The same, with an ``Observer`` whose methods do nothing: the cost of the calls."""
+    return worker(b, n, Observer())
+
+
+def worker_three_queues(b: Bench, n: int) -> Result:
+    """The same on three queues in priority order, the messages a third in each."""
+    return worker(b, n, queues=3)
 
 
 def orizuru_cases(single: int, batched: int, workers: int, slices: int = 1) -> list[Case]:
     """orizuru_py's paths, sized in messages; ceilings name ``benchmarks/ceilings.py`` rows.
-    The Worker is never sliced: its start-up would weigh on short parts."""
+    The Worker is never sliced: its start-up would weigh on short parts. With an
+    Observer, it is compared to the Worker without one (its "ceiling")."""
     return [
         Case("push", "orizuru Producer.push", single, push, "raw_lpush", slices),
         Case("next_ack", "orizuru next + ack", single, next_ack, "raw_blmove_lrem", slices),
@@ -340,6 +367,15 @@ def orizuru_cases(single: int, batched: int, workers: int, slices: int = 1) -> l
             slices,
         ),
         Case("worker", "orizuru Worker no-op, 8 threads", workers, worker),
+        Case(
+            "worker_observer",
+            "orizuru Worker no-op + no-op Observer",
+            workers,
+            worker_observed,
+            "worker",
+        ),
+        Case("worker_3q", "orizuru Worker no-op, 3 queues", workers, worker_three_queues, "worker"),
+        Case("push_unique", "orizuru push with unique_key", single, push_unique, "push", slices),
     ]
 
 
@@ -387,9 +423,16 @@ def server(url: str | None) -> Iterator[str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``orizuru bench`` apart from the server, for any parser to share."""
-    p.add_argument("--messages", type=int, default=10_000, help="messages per measurement")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported")
-    p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument(
+        "--messages",
+        type=int,
+        default=10_000,
+        help="messages per measurement (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rounds", type=int, default=3, help="interleaved rounds, medians reported (default: 3)"
+    )
+    p.add_argument("--json", type=Path, help="also write the figures here (default: no file)")
 
 
 def run(url: str | None, messages: int, rounds: int, json_path: Path | None) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import uuid
@@ -17,9 +18,10 @@ from typing import TextIO
 import attrs
 import redis
 
-from .collector import GarbageCollector
-from .consumer import Consumer
-from .producer import Producer
+from ..collector import GarbageCollector
+from ..consumer import Consumer
+from ..keys import QueueKeys
+from ..producer import Producer
 
 HEARTBEAT_TIMEOUT = 2.0
 BATCH = 50
@@ -39,6 +41,7 @@ class DemoResult:
 def _consume(url: str, queue: str, victim: bool) -> None:
     """A consumer process: record each message in a Redis set, then ack the batch.
     The victim takes one batch and holds it, waiting to be killed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the parent's to handle
     r = redis.Redis.from_url(url)
     consumer = Consumer(r, queue, heartbeat_timeout=HEARTBEAT_TIMEOUT)
     handled, events = f"{queue}:demo:handled", f"{queue}:demo:events"
@@ -56,9 +59,44 @@ def _consume(url: str, queue: str, victim: bool) -> None:
 
 
 def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult:
+    """Run the demo on a queue of its own, whose keys it deletes at the end, and on a
+    Ctrl-C too (after killing its consumer processes)."""
     r = redis.Redis.from_url(url)
     queue = f"demo-{uuid.uuid4().hex[:8]}"
+    processes: list[multiprocessing.process.BaseProcess] = []
+    try:
+        return _demo(r, url, queue, messages, consumers, processes, out)
+    except KeyboardInterrupt:
+        out.write(f"interrupted: stopping the consumers and deleting queue {queue}\n")
+        raise
+    finally:
+        for p in processes:
+            if p.pid is not None:  # started (a Ctrl-C may come while they start)
+                p.kill()
+                p.join()
+        _delete(r, queue)
 
+
+def _delete(r: redis.Redis, queue: str) -> None:
+    """Every key the demo's queue has (its consumers' lists found through the consumer
+    set: no SCAN) and the demo's own, and the queue's name in the registry."""
+    k = QueueKeys(queue)
+    members: list[bytes] = r.zrange(k.consumers, 0, -1)  # type: ignore[assignment]
+    lists = [key for member in members for key in k.of_member(member)]
+    demo_keys = [f"{queue}:demo:{name}" for name in ("handled", "events", "held")]
+    r.delete(*k.all_fixed(), *lists, *demo_keys)
+    r.srem(k.registry, queue)
+
+
+def _demo(
+    r: redis.Redis,
+    url: str,
+    queue: str,
+    messages: int,
+    consumers: int,
+    processes: list[multiprocessing.process.BaseProcess],
+    out: TextIO,
+) -> DemoResult:
     def say(line: str) -> None:
         out.write(line)
         out.flush()
@@ -67,10 +105,11 @@ def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult
     t0 = time.perf_counter()
     producer.push_many({"n": i, "body": "x" * 80} for i in range(messages))
     push_rate = messages / (time.perf_counter() - t0)
-    say(f"pushed      {messages:>7}   ({push_rate:,.0f} msg/s with push_many)\n")
+    say(f"pushed      {messages:>7}   to {queue} ({push_rate:,.0f} msg/s with push_many)\n")
 
     ctx = multiprocessing.get_context("spawn")
     victim = ctx.Process(target=_consume, args=(url, queue, True), daemon=True)
+    processes.append(victim)
     victim.start()
     while not r.exists(f"{queue}:demo:held"):
         time.sleep(0.01)
@@ -85,6 +124,7 @@ def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult
         ctx.Process(target=_consume, args=(url, queue, False), daemon=True)
         for _ in range(consumers)
     ]
+    processes += workers
     for w in workers:
         w.start()
     gc = GarbageCollector(r, queue)
@@ -113,7 +153,6 @@ def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult
         f"throughput  {throughput:>7,.0f}   msg/s consumed and acked "
         f"({elapsed:.1f} s in all, recovery included)\n"
     )
-    r.delete(handled_key, f"{queue}:demo:events", f"{queue}:demo:held")
     return DemoResult(messages, handled, duplicates, recovered, lost, push_rate, throughput)
 
 

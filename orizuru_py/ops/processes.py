@@ -1,0 +1,363 @@
+"""How ``orizuru worker`` runs: one Worker in this process, or a supervisor and N worker
+processes (``--processes N``) for handlers that need more than one core.
+
+The supervisor restarts a child that dies (after a growing pause when it dies soon
+after starting, so a handler that crashes at once cannot fork-bomb the machine),
+forwards SIGTERM/SIGINT to every child for a graceful stop (a second signal: at once)
+and serves their summed metrics on one port, through prometheus_client's
+multiprocess files in a temporary directory. Each child runs in its own process
+group, so a Ctrl-C on the terminal reaches the supervisor only and each child hears
+it once; a child whose supervisor vanished (SIGKILL) stops gracefully by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import attrs
+import redis
+import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
+
+from ..asyncio import Worker as AsyncWorker
+from ..codecs import Codec
+from ..handling import is_async
+from ..worker import Worker
+from . import logs
+
+log = logging.getLogger("orizuru_py.processes")
+
+FAST_DEATH = 5.0  # a child that dies sooner than this after its start died "at once"
+MAX_BACKOFF = 30.0  # the longest pause before restarting a child that keeps dying
+POLL = 0.1  # seconds between looks at the children
+
+
+def load_object(path: str, what: str) -> Any:
+    """``package.module:attribute`` to the object, with an error that says what is wrong."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{what} must look like module:{what}, got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import {module_name!r}: {exc}") from exc
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_handler(path: str) -> Callable[..., Any]:
+    handler = load_object(path, "function")
+    if not callable(handler):
+        raise ValueError(f"{path!r} is a {type(handler).__name__}, not a function")
+    return handler  # type: ignore[no-any-return]
+
+
+def load_codec(path: str | None) -> Codec | None:
+    """A codec by path: an instance, or a class built with no arguments."""
+    if path is None:
+        return None
+    codec = load_object(path, "codec")
+    if isinstance(codec, type):
+        codec = codec()
+    if not isinstance(codec, Codec):
+        raise ValueError(f"{path!r} is not a codec (it needs encode and decode methods)")
+    return codec
+
+
+def client(url: str) -> redis.Redis:
+    """A client for the command line: a server that does not answer fails in seconds.
+    ``sentinel://host:port[,host:port...]/MASTER[?db=N]`` (what ``--sentinel`` and
+    ``--master`` make) is the primary those sentinels name, followed across failovers."""
+    found = _sentinel(url)
+    if found is None:
+        return redis.Redis.from_url(url, socket_connect_timeout=5)
+    addresses, master, options = found
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        addresses, sentinel_kwargs={"socket_timeout": 5}
+    )
+    primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        master, socket_connect_timeout=5, **options
+    )
+    return primary
+
+
+def async_client(url: str) -> redis.asyncio.Redis:
+    """The same for asyncio (an ``async def`` handler's worker)."""
+    found = _sentinel(url)
+    if found is None:
+        return redis.asyncio.Redis.from_url(url, socket_connect_timeout=5)
+    addresses, master, options = found
+    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
+        addresses, sentinel_kwargs={"socket_timeout": 5}
+    )
+    primary: redis.asyncio.Redis = sentinel.master_for(master, socket_connect_timeout=5, **options)
+    return primary
+
+
+def sentinel_url(sentinels: str, master: str, db: int = 0) -> str:
+    """The server string of ``--sentinel HOST:PORT[,HOST:PORT...] --master NAME``."""
+    return f"sentinel://{sentinels}/{master}?db={db}"
+
+
+def _sentinel(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]] | None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "sentinel":
+        return None
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    addresses = []
+    for hostport in hosts.split(","):
+        host, _, port = hostport.rpartition(":")
+        addresses.append((host or "127.0.0.1", int(port or 26379)))
+    query = urllib.parse.parse_qs(parts.query)
+    options: dict[str, Any] = {"db": int(query.get("db", ["0"])[0])}
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        options.update(username=user or None, password=urllib.parse.unquote(password) or None)
+    return addresses, parts.path.strip("/"), options
+
+
+@attrs.frozen
+class WorkerSpec:
+    """Everything a worker process needs to build its Worker (it crosses to children)."""
+
+    handler: str
+    queues: tuple[str, ...]
+    redis_url: str
+    prefix: str
+    log_level: str
+    concurrency: int
+    max_attempts: int
+    heartbeat_timeout: float
+    gc_interval: float | None
+    pass_guard: bool
+    codec: str | None = None
+    metrics: bool = False  # count with a PrometheusObserver
+
+    def worker(self, observer: Any = None) -> Worker | AsyncWorker:
+        """The Worker of this spec: an asyncio one for an ``async def`` handler (default
+        concurrency 100 tasks), else threads (default 8)."""
+        handler = load_handler(self.handler)
+        options = dict(
+            max_attempts=self.max_attempts,
+            heartbeat_timeout=self.heartbeat_timeout,
+            gc_interval=self.gc_interval,
+            pass_guard=self.pass_guard,
+            codec=load_codec(self.codec),
+            prefix=self.prefix,
+            observer=observer,
+        )
+        if is_async(handler):
+            concurrency = self.concurrency or 100
+            r = async_client(self.redis_url)
+            return AsyncWorker(r, list(self.queues), handler, concurrency=concurrency, **options)
+        concurrency = self.concurrency or 8
+        return Worker(client(self.redis_url), list(self.queues), handler, concurrency=concurrency,
+                      **options)  # fmt: skip
+
+
+def run_worker(worker: Worker | AsyncWorker) -> None:
+    """Run a spec's Worker until it stops."""
+    if isinstance(worker, AsyncWorker):
+        asyncio.run(worker.run())
+    else:
+        worker.run()
+
+
+def run_here(spec: WorkerSpec, metrics_port: int | None) -> int:
+    """One Worker in this process, with ``/metrics`` on ``metrics_port`` if given."""
+    r = client(spec.redis_url)
+    observer = None
+    if metrics_port is not None:
+        from prometheus_client import REGISTRY
+
+        from .metrics import PrometheusObserver, QueueCollector, serve
+
+        observer = PrometheusObserver(spec.queues)
+        REGISTRY.register(QueueCollector(r, spec.queues, spec.prefix))
+        serve(metrics_port)
+    run_worker(spec.worker(observer))
+    return 0
+
+
+def _child(spec: WorkerSpec) -> None:
+    """A worker process: its own process group, the supervisor's log format, and a
+    watch on the supervisor, whose death stops this worker gracefully."""
+    os.setpgrp()
+    logs.setup(spec.log_level)
+    observer = None
+    if spec.metrics:
+        from .metrics import PrometheusObserver
+
+        observer = PrometheusObserver(
+            spec.queues, registry=None
+        )  # the supervisor collects the files
+    worker = spec.worker(observer)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        log.warning("worker process %d: the supervisor is gone; stopping", os.getpid())
+        worker.stop()
+
+    threading.Thread(target=watch, name="orizuru-parent-watch", daemon=True).start()
+    run_worker(worker)
+
+
+@attrs.define
+class _Slot:
+    """One child's place: the process in it now, when it started, its restart pause."""
+
+    process: Any = None
+    started: float = 0.0
+    backoff: float = 0.0
+    restart_at: float = 0.0
+
+
+def died(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"
+
+
+class Supervisor:
+    """Runs ``processes`` worker processes until a signal; restarts those that die."""
+
+    def __init__(self, spec: WorkerSpec, processes: int, metrics_port: int | None) -> None:
+        self.spec = attrs.evolve(spec, metrics=metrics_port is not None)
+        self.slots = [_Slot() for _ in range(processes)]
+        self.metrics_port = metrics_port
+        self.signals = 0
+        self._ctx = multiprocessing.get_context("spawn")
+        self._metrics_dir: str | None = None
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if self.metrics_port is not None:
+                self._serve_metrics(self.metrics_port)
+            log.info(
+                "supervisor %d: %d worker processes on %s",
+                os.getpid(),
+                len(self.slots),
+                ", ".join(self.spec.queues),
+            )
+            while not self.signals:
+                self._tend()
+                time.sleep(POLL)
+            return self._wait_all()
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            self._stop_all(signal.SIGKILL)  # only children still there after an error
+            if self._metrics_dir is not None:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+    def pids(self) -> list[int]:
+        return [s.process.pid for s in self.slots if s.process is not None and s.process.pid]
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.signals += 1
+        if self.signals == 1:
+            log.info(
+                "signal %d: stopping every worker process after its in-flight messages", signum
+            )
+        else:
+            log.warning("second signal: stopping every worker process at once")
+        self._stop_all(signal.SIGTERM)  # a child's Worker treats a second one as "at once"
+
+    def _stop_all(self, signum: int) -> None:
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    def _tend(self) -> None:
+        """Start what is due; notice deaths and schedule restarts."""
+        now = time.monotonic()
+        for slot in self.slots:
+            p = slot.process
+            if p is not None and not p.is_alive():
+                p.join()
+                self._forget(p.pid)
+                uptime = now - slot.started
+                slot.backoff = (
+                    0.0 if uptime >= FAST_DEATH else min(MAX_BACKOFF, max(1.0, slot.backoff * 2))
+                )
+                slot.restart_at = now + slot.backoff
+                slot.process = None
+                log.warning(
+                    "worker process %d died (%s) after %.1f s; restarting it in %.0f s",
+                    p.pid,
+                    died(p.exitcode),
+                    uptime,
+                    slot.backoff,
+                )
+            if slot.process is None and now >= slot.restart_at:
+                slot.process = self._ctx.Process(
+                    target=_child, args=(self.spec,), name="orizuru-worker"
+                )
+                slot.process.start()
+                slot.started = now
+                log.info("started worker process %d", slot.process.pid)
+
+    def _wait_all(self) -> int:
+        """Wait for every child to stop; 0 if each stopped cleanly."""
+        code = 0
+        for slot in self.slots:
+            p = slot.process
+            if p is None:
+                continue
+            while p.is_alive():  # a signal handler may interrupt join(); look again
+                p.join(POLL)
+            self._forget(p.pid)
+            if p.exitcode != 0:
+                log.warning("worker process %d ended: %s", p.pid, died(p.exitcode))
+                code = 1
+            slot.process = None
+        log.info("supervisor %d: every worker process stopped", os.getpid())
+        return code
+
+    def _serve_metrics(self, port: int) -> None:
+        """Children count into files in a fresh directory; ``/metrics`` sums them and adds
+        the queues' sizes."""
+        self._metrics_dir = tempfile.mkdtemp(prefix="orizuru-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = self._metrics_dir  # children inherit it
+        from prometheus_client import CollectorRegistry, multiprocess
+
+        from .metrics import QueueCollector, serve
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self._metrics_dir)  # type: ignore[no-untyped-call]
+        r = client(self.spec.redis_url)
+        registry.register(QueueCollector(r, self.spec.queues, self.spec.prefix))
+        serve(port, registry)
+
+    def _forget(self, pid: int) -> None:
+        """A dead child's in-flight gauge goes; its counters stay in the sums."""
+        if self._metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]

@@ -1,0 +1,143 @@
+"""What ``orizuru stats`` and ``orizuru top`` show of queues and consumers: the columns,
+defined once, and a plain-text rendering (``top`` renders the same cells with rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import attrs
+
+from .queue import ConsumerStats, QueueStats
+
+Number = Callable[[int], str]
+
+
+@attrs.frozen
+class Column:
+    """A header, and whether its cells are numbers (right-aligned)."""
+
+    header: str
+    numeric: bool = True
+
+
+QUEUE_COLUMNS = tuple(
+    Column(h, n)
+    for h, n in (
+        ("queue", False),
+        ("waiting", True),
+        ("delayed", True),
+        ("in flight", True),
+        ("unacked", True),
+        ("dead", True),
+        ("expired", True),
+        ("paused", False),
+        ("live", True),
+        ("overdue", True),
+        ("oldest", True),
+        ("acked/s", True),
+        ("failed/s", True),
+    )
+)
+CONSUMER_COLUMNS = tuple(
+    Column(h, n)
+    for h, n in (
+        ("queue", False),
+        ("consumer", False),
+        ("held", True),
+        ("last beat", True),
+        ("state", False),
+        ("handled", True),
+        ("failed", True),
+        ("acked/s", True),
+        ("failed/s", True),
+    )
+)
+OVERDUE = "OVERDUE"
+
+
+def age(seconds: float | None) -> str:
+    """1.2s, 3m05s, 2h10m; ``-`` for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m{int(seconds % 60):02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def compact(n: int) -> str:
+    """A count in at most 5 characters: 12345, 123k, 12.3M, 123M."""
+    if n < 100_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    if n < 100_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    return f"{n // 1_000_000}M"
+
+
+def queue_row(s: QueueStats, number: Number = str) -> list[str]:
+    overdue = len(s.consumers) - s.live_consumers
+    counts = (s.waiting, s.delayed, s.in_flight, s.unacked, s.dead, s.expired)
+    return [
+        s.queue,
+        *(number(n) for n in counts),
+        "yes" if s.paused else "no",
+        str(s.live_consumers),
+        str(overdue),
+        age(s.oldest_waiting_s),
+        f"{s.acked_per_s:.1f}",
+        f"{s.failed_per_s:.1f}",
+    ]
+
+
+def consumer_row(queue: str, c: ConsumerStats, number: Number = str) -> list[str]:
+    return [
+        queue,
+        c.name,
+        str(c.held),
+        age(c.last_beat_s),
+        OVERDUE if c.overdue else "live",
+        number(c.handled),
+        number(c.failed),
+        f"{c.acked_per_s:.1f}",
+        f"{c.failed_per_s:.1f}",
+    ]
+
+
+def consumer_rows(stats: Sequence[QueueStats], number: Number = str) -> list[list[str]]:
+    """Every consumer of ``stats``, by queue, the overdue ones first (they need a look)."""
+    return [
+        consumer_row(s.queue, c, number)
+        for s in stats
+        for c in sorted(s.consumers, key=lambda c: (not c.overdue, c.name))
+    ]
+
+
+def text_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str:
+    """Aligned columns, two spaces apart: readable, and easy for ``awk``."""
+    widths = [max([len(c.header), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(w) if c.numeric else cell.ljust(w)
+            for c, cell, w in zip(columns, cells, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line([c.header for c in columns]), *(line(r) for r in rows)])
+
+
+def stats_text(stats: Sequence[QueueStats]) -> str:
+    """The ``orizuru stats`` report: the queues, then their consumers."""
+    if not stats:
+        return "no queues (the registry is empty: nothing has been pushed or taken yet)"
+    parts = [text_table(QUEUE_COLUMNS, [queue_row(s) for s in stats]), ""]
+    consumers = consumer_rows(stats)
+    if consumers:
+        parts.append(text_table(CONSUMER_COLUMNS, consumers))
+    else:
+        parts.append("no consumers")
+    return "\n".join(parts)

@@ -1,0 +1,75 @@
+"""``orizuru worker --processes N``: a supervisor that restarts a worker process that dies,
+loses nothing when one is SIGKILLed, sums their metrics on one port and stops them all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from orizuru_py import Producer, Queue
+from orizuru_py.keys import QueueKeys
+from orizuru_py.ops.embedded import _free_port
+from tests.support import wait_for
+from tests.test_metrics import scrape, value
+
+ROOT = Path(__file__).resolve().parent.parent
+MESSAGES = 3000
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def live_pids(q: Queue) -> set[int]:
+    """The pids of the two worker processes, once both are live (else an empty set)."""
+    pids = {c.pid for c in q.stats().consumers if not c.overdue}
+    return pids if len(pids) == 2 else set()
+
+
+def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(
+    r: redis.Redis, redis_url: str, queue: str, tmp_path: Path
+) -> None:
+    handled = f"{queue}:handled"
+    port = _free_port()
+    q = Queue(r, queue)
+    Producer(r, queue).push_many([{"n": i} for i in range(MESSAGES)])
+    env = {**os.environ, "HANDLED_URL": redis_url, "HANDLED_KEY": handled, "HANDLER_SLEEP": "0.005"}
+    cmd = [sys.executable, "-m", "orizuru_py", "worker", "tests.handlers:record", queue]
+    cmd += ["--processes", "2", "--concurrency", "4", "--heartbeat-timeout", "1"]
+    cmd += ["--gc-interval", "0.5", "--metrics-port", str(port), "--redis-url", redis_url]
+    log = tmp_path / "supervisor.log"
+    with log.open("w") as err:
+        supervisor = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=err)
+    try:
+        first = wait_for(lambda: r.scard(handled) > 300 and live_pids(q), timeout=30)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: live_pids(q) - first, timeout=20)  # its successor
+        wait_for(lambda: r.scard(handled) == MESSAGES, timeout=30)
+        assert int(r.get(f"{handled}:calls") or 0) >= MESSAGES  # at least once each
+        wait_for(lambda: q.stats().in_flight + q.stats().waiting == 0, timeout=10)
+
+        # The children's counts, summed on the one port: the killed one's too, less the
+        # few acks it made without living to count them.
+        acked = value(scrape(port), "orizuru_messages_acked_total", queue=queue)
+        assert acked is not None and MESSAGES - 40 <= acked <= MESSAGES
+        assert value(scrape(port), "orizuru_consumers", queue=queue) == 2
+        children = live_pids(q)
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(30)
+    text = log.read_text()
+    assert f"worker process {victim} died (killed by SIGKILL)" in text
+    assert code == 0, text
+    assert [pid for pid in children if alive(pid)] == []
+    assert r.llen(QueueKeys(queue).queue) == 0
+    r.delete(handled, f"{handled}:calls")
