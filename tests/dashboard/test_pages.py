@@ -1,0 +1,214 @@
+"""The pages in a real browser: what an operator sees, and what a hostile payload cannot do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from playwright.sync_api import Page, expect
+
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue
+from tests.support import Proxy, wait_for
+
+from .conftest import dead_letter, push, vanished_consumer
+from .served import Served
+
+Shots = Callable[[Page, str], Path]
+DASH = "\u2013"  # the page writes ranges and missing values with an en dash
+
+
+def cell(page: Page, queue: str, column: int) -> Any:
+    return page.locator(f'tr[data-queue="{queue}"] td:nth-child({column})')
+
+
+def test_overview_lists_every_queue_and_follows_pushes_and_acks_without_a_reload(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    push(r, prefix, "emails", [{"to": f"user{i}@example.com"} for i in range(4)])
+    dead_letter(r, prefix, "emails", "smtp: 550 mailbox unavailable")
+    push(r, prefix, "reports", [{"report": "daily"}, {"report": "weekly"}])
+    Producer(r, "reports", prefix=prefix).push({"report": "monthly"}, delay=600)
+    vanished_consumer(r, prefix, "reports", "report-builder", take=1)
+    Queue(r, "reports", prefix=prefix).pause()
+    dashboard = serve()
+
+    page.goto(dashboard.url + "/")
+    expect(page.locator("tbody tr[data-queue]")).to_have_count(2)
+    expect(cell(page, "emails", 2)).to_have_text("3")  # waiting
+    expect(cell(page, "emails", 6)).to_have_text("1")  # dead
+    expect(cell(page, "reports", 2)).to_have_text("1")
+    expect(cell(page, "reports", 3)).to_have_text("1")  # delayed
+    expect(cell(page, "reports", 4)).to_have_text("1")  # in flight, with the vanished one
+    expect(cell(page, "reports", 7)).to_have_text("0 1 overdue")
+    expect(cell(page, "reports", 11)).to_have_text("paused")
+    page.evaluate("window.__sameDocument = true")
+
+    push(r, prefix, "emails", [{"to": "late@example.com"}] * 5)
+    expect(cell(page, "emails", 2)).to_have_text("8")
+    consumer = Consumer(r, "emails", prefix=prefix)
+    consumer.ack_many(consumer.next_batch(8, timeout=5))
+    expect(cell(page, "emails", 2)).to_have_text("0")
+    expect(cell(page, "emails", 7)).to_contain_text("1")  # the consumer, live
+    consumer.close()
+    assert page.evaluate("window.__sameDocument") is True
+    shots(page, "overview")
+
+
+def orders(n: int, start: int = 0) -> list[dict[str, Any]]:
+    return [
+        {"order": 1000 + i, "customer": f"c-{(i * 37) % 211}", "amount_cents": 1250 + 17 * i}
+        for i in range(start, start + n)
+    ]
+
+
+def test_queue_page_marks_the_overdue_consumer_and_shows_gc_totals_latency_and_pages(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    q = "payments"
+    push(r, prefix, q, orders(2))
+    dead_letter(r, prefix, q, "ValueError: card declined (attempt 5 of 5)", n=2)
+    push(r, prefix, q, orders(1, 2))
+    rejecting = Consumer(r, q, prefix=prefix, name="billing-sync")
+    guard = rejecting.next(timeout=5)
+    assert guard is not None
+    guard.reject()
+    rejecting.close()
+    push(
+        r,
+        prefix,
+        q,
+        [{**o, "items": [{"sku": f"SKU-{k}", "qty": k} for k in range(9)]} for o in orders(70, 3)],
+    )
+    producer = Producer(r, q, prefix=prefix)
+    producer.push({"order": 2001, "retry_of": 1042}, delay=300)
+    producer.push({"order": 2002, "retry_of": 1043}, delay=900)
+    vanished_consumer(r, prefix, q, "worker-a", take=2)
+    gc = GarbageCollector(r, q, prefix=prefix)
+    assert wait_for(lambda: gc.collect().consumers_reaped) == 1
+    vanished_consumer(r, prefix, q, "worker-b", take=3)
+    live = Consumer(r, q, prefix=prefix, name="api-7")
+    live.ack_many(live.next_batch(4, timeout=5))
+    held = live.next(timeout=5)
+    assert held is not None
+    dashboard = serve()
+
+    page.goto(f"{dashboard.url}/queues/{q}")
+    overdue = page.locator("tr.overdue")
+    expect(overdue).to_have_count(1)
+    expect(overdue).to_contain_text("worker-b")
+    expect(overdue).to_contain_text("OVERDUE")
+    expect(overdue.locator("td:nth-child(3)")).to_have_text("3")  # held
+    live_row = page.locator('tr[data-consumer^="api-7@"]')
+    expect(live_row).to_contain_text("live")
+    expect(live_row.locator("td:nth-child(6)")).to_have_text("4")  # handled
+    tiles = page.locator(".tile")
+    expect(tiles.filter(has_text="GC recovered")).to_contain_text("from 1 reaped consumers")
+    expect(tiles.filter(has_text="GC recovered").locator(".value")).to_have_text("2")
+    expect(tiles.filter(has_text="Latency").locator(".value")).not_to_have_text(DASH)
+    waiting = Queue(r, q, prefix=prefix).stats().waiting
+    expect(page.locator(".toolbar")).to_contain_text(f"1{DASH}50 of {waiting}")
+    expect(page.locator("tbody tr[data-id]")).to_have_count(50)
+    shots(page, "queue")
+
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator(".toolbar")).to_contain_text(f"51{DASH}{waiting} of {waiting}")
+    page.locator('[data-tab="delayed"]').click()
+    expect(page.locator("tbody tr[data-id]")).to_have_count(2)
+    expect(page.locator("tbody tr[data-id]").first).to_contain_text("in 4 min")
+    page.locator('[data-tab="dead"]').click()
+    expect(page.locator("tbody tr[data-id]")).to_have_count(2)
+    expect(page.locator(".reason").first).to_have_text("ValueError: card declined (attempt 5 of 5)")
+    shots(page, "queue-dead")
+    live.close()
+
+
+def test_a_dead_letter_is_requeued_by_a_click_and_the_counts_follow(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str
+) -> None:
+    push(r, prefix, "thumbnails", [{"image": "a.png"}, {"image": "b.png"}])
+    first, _ = dead_letter(r, prefix, "thumbnails", "PIL: cannot identify image file", n=2)
+    dashboard = serve()
+
+    page.goto(f"{dashboard.url}/queues/thumbnails?where=dead")
+    row = page.locator(f'tr[data-id="{first}"]')
+    row.get_by_role("button", name="Requeue").click()
+    expect(page.locator('[data-tab="dead"] .count')).to_have_text("1")
+    expect(page.locator('[data-tab="waiting"] .count')).to_have_text("1")
+    expect(row).to_have_count(0)
+    stats = Queue(r, "thumbnails", prefix=prefix).stats()
+    assert (stats.dead, stats.waiting) == (1, 1)
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+FLAG = "<img src=x onerror=\"window.__xss=1;document.title='pwned'\">"
+
+
+def test_a_hostile_payload_reason_and_queue_name_render_as_text_and_run_nothing(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    q = "</script><svg/onload=window.__xss=1>"  # no spaces or braces: a valid queue name
+    push(r, prefix, q, [HOSTILE, {"note": FLAG, "html": "<script>window.__xss=1</script>"}])
+    push(r, prefix, q, [HOSTILE])
+    dead_letter(r, prefix, q, FLAG)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    dashboard = serve()
+
+    page.goto(dashboard.url + "/")
+    expect(page.locator("td.name a")).to_have_text(q)
+    page.locator("td.name a").click()
+    expect(page.locator("h1")).to_have_text(q)
+    expect(page.locator("code.preview").filter(has_text=HOSTILE)).to_have_text(f'"{HOSTILE}"')
+    page.locator('[data-tab="dead"]').click()
+    expect(page.locator(".reason")).to_have_text(FLAG)
+    page.locator('[data-tab="waiting"]').click()
+    page.get_by_role("button", name="expand").first.click()
+    expect(page.locator("pre.payload")).to_contain_text("<script>window.__xss=1</script>")
+    shots(page, "hostile")
+
+    assert page.evaluate("window.__xss") is None
+    assert page.title() == f"{q} · orizuru"
+    assert page.locator("main img, main script, main svg[onload]").count() == 0
+    assert dialogs == []
+
+
+def test_read_only_offers_no_action_and_its_api_refuses_posts(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str
+) -> None:
+    push(r, prefix, "emails", [{"n": 1}, {"n": 2}])
+    dead_letter(r, prefix, "emails", "bounced")
+    dashboard = serve(read_only=True)
+
+    page.goto(f"{dashboard.url}/queues/emails?where=dead")
+    expect(page.locator("tbody tr[data-id]")).to_have_count(1)
+    expect(page.locator("#status")).to_contain_text("read-only")
+    labels = page.locator("main button").all_inner_texts()
+    assert not {"Requeue", "Requeue all", "Delete", "Cancel", "Pause", "Purge…"} & set(labels)
+    status = page.evaluate(
+        """async () => (await fetch("/api/queues/emails/requeue", {method: "POST",
+            headers: {"Content-Type": "application/json"}, body: "{}"})).status"""
+    )
+    assert status == 403
+    assert Queue(r, "emails", prefix=prefix).stats().dead == 1
+
+
+def test_the_page_says_when_redis_is_unreachable_and_recovers_by_itself(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, redis_url: str, prefix: str
+) -> None:
+    push(r, prefix, "emails", [{"n": 1}])
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=2, socket_connect_timeout=2)
+        dashboard = serve(client=client)
+        page.goto(dashboard.url + "/")
+        expect(cell(page, "emails", 2)).to_have_text("1")
+
+        proxy.cut()
+        expect(page.locator("#status")).to_contain_text("not updating: Redis:")
+        expect(cell(page, "emails", 2)).to_have_text("1")  # the last figures stay up
+        proxy.restore()
+        push(r, prefix, "emails", [{"n": 2}])
+        expect(page.locator("#status")).to_contain_text("live", timeout=10_000)
+        expect(cell(page, "emails", 2)).to_have_text("2")
+        client.close()
