@@ -13,7 +13,8 @@ import attrs
 import redis
 from fresh import run_isolated
 
-from orizuru_py.bench import (
+from orizuru_py.consumer import Consumer
+from orizuru_py.ops.bench import (
     BATCH,
     Bench,
     Case,
@@ -24,7 +25,6 @@ from orizuru_py.bench import (
     take_batches,
     take_single,
 )
-from orizuru_py.consumer import Consumer
 
 DEPTHS = (10, 10_000, 1_000_000)
 

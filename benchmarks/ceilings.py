@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgpack
 
-from orizuru_py.bench import BATCH, Bench, Case, Result, Timer, message
+from orizuru_py.ops.bench import BATCH, Bench, Case, Result, Timer, message
 
 # Move up to ARGV[1] messages from the right of KEYS[1] to the left of KEYS[2]; return them.
 _MOVE = """
@@ -93,7 +93,7 @@ def lua_batch(b: Bench, n: int) -> Result:
 
 
 def cases(single: int, batched: int, slices: int = 1) -> list[Case]:
-    """The ceilings, named as ``orizuru_py.bench.orizuru_cases`` refers to them."""
+    """The ceilings, named as ``orizuru_py.ops.bench.orizuru_cases`` refers to them."""
     return [
         Case("raw_lpush", "raw LPUSH, one at a time", single, lpush, None, slices),
         Case(

@@ -18,9 +18,9 @@ import pstats
 import time
 from collections.abc import Callable
 
-from orizuru_py import bench
-from orizuru_py.bench import BATCH, Bench, message
 from orizuru_py.consumer import Consumer
+from orizuru_py.ops import bench
+from orizuru_py.ops.bench import BATCH, Bench, message
 from orizuru_py.producer import Producer
 
 Run = Callable[[], object]

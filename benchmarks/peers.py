@@ -21,15 +21,15 @@ import attrs
 import redis
 from fresh import run_isolated
 
-from orizuru_py.bench import Bench, Case, Counter, Result, Skipped, Timer, message
+from orizuru_py.ops.bench import Bench, Case, Counter, Result, Skipped, Timer, message
 
-_TIMEOUT = 600.0
-_DONE = Counter()
+TIMEOUT = 600.0
+DONE = Counter()  # the jobs run in this process, by any peer
 
 
 def job(payload: Any) -> None:
     """The no-op job every peer runs (a plain module-level function, as rq imports it)."""
-    _DONE(payload)
+    DONE(payload)
 
 
 def _rq(url: str, prefix: str, n: int) -> Result:
@@ -47,8 +47,8 @@ def _rq(url: str, prefix: str, n: int) -> Result:
     worker = SimpleWorker([queue], connection=r, name=f"{prefix}-rq-worker")
     with Timer(r) as t:
         worker.work(burst=True, logging_level="WARNING")
-    if len(_DONE) != n:
-        raise RuntimeError(f"rq ran {len(_DONE)} of {n} jobs")
+    if len(DONE) != n:
+        raise RuntimeError(f"rq ran {len(DONE)} of {n} jobs")
     # rq's global sets hold our names without our prefix in the key: remove them too.
     r.srem("rq:queues", queue.key)
     return t.result(n)
@@ -67,8 +67,8 @@ def _dramatiq(url: str, prefix: str, n: int) -> Result:
     try:
         with Timer(broker.client) as t:
             worker.start()
-            _DONE.wait(n, _TIMEOUT)
-            broker.join("bench", interval=2, timeout=int(_TIMEOUT * 1000))  # acked too
+            DONE.wait(n, TIMEOUT)
+            broker.join("bench", interval=2, timeout=int(TIMEOUT * 1000))  # acked too
     finally:
         worker.stop()
     return t.result(n)
@@ -85,7 +85,7 @@ def _huey(url: str, prefix: str, n: int) -> Result:
     try:
         with Timer(redis.Redis.from_url(url)) as t:
             consumer.start()
-            _DONE.wait(n, _TIMEOUT)  # huey takes a job off Redis before running it: no ack
+            DONE.wait(n, TIMEOUT)  # huey takes a job off Redis before running it: no ack
     finally:
         consumer.stop(graceful=True)
     return t.result(n)
@@ -103,12 +103,21 @@ def measure(peer: str, url: str, prefix: str, messages: int) -> dict[str, Any]:
     return attrs.asdict(_PEERS[peer](url, prefix, messages))
 
 
-def _isolated(peer: str) -> Callable[[Bench, int], Result]:
+def isolated(
+    peer: str, module: str = "peers", package: str | None = None
+) -> Callable[[Bench, int], Result]:
+    """Measure ``peer`` with ``module.measure`` in a fresh interpreter. ``Skipped`` when its
+    ``package`` (default: the peer's name) is not installed, or when ``measure`` answers
+    ``{"skipped": reason}`` instead of a ``Result``."""
+
     def run(b: Bench, n: int) -> Result:
-        if importlib.util.find_spec(peer) is None:
-            raise Skipped(f"{peer} is not installed (pip install -e '.[bench]')")
+        if importlib.util.find_spec(package or peer) is None:
+            raise Skipped(f"{package or peer} is not installed (pip install -e '.[bench]')")
         kwargs = {"peer": peer, "url": b.url, "prefix": b.prefix, "messages": n}
-        return Result(**run_isolated("peers", "measure", kwargs, _TIMEOUT))
+        done = run_isolated(module, "measure", kwargs, TIMEOUT)
+        if "skipped" in done:
+            raise Skipped(done["skipped"])
+        return Result(**done)
 
     return run
 
@@ -116,7 +125,7 @@ def _isolated(peer: str) -> Callable[[Bench, int], Result]:
 def cases(rq: int, dramatiq: int, huey: int) -> list[Case]:
     """The three peers, sized in jobs (rq is about ten times slower than the others)."""
     return [
-        Case("rq", "rq SimpleWorker burst, 1 process", rq, _isolated("rq")),
-        Case("dramatiq", "dramatiq Worker, 8 threads", dramatiq, _isolated("dramatiq")),
-        Case("huey", "huey consumer, 8 threads", huey, _isolated("huey")),
+        Case("rq", "rq SimpleWorker burst, 1 process", rq, isolated("rq")),
+        Case("dramatiq", "dramatiq Worker, 8 threads", dramatiq, isolated("dramatiq")),
+        Case("huey", "huey consumer, 8 threads", huey, isolated("huey")),
     ]

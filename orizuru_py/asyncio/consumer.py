@@ -1,0 +1,97 @@
+"""Consumer and MessageGuard for asyncio: the blocking ones' plans (orizuru_py.consumer,
+orizuru_py.guard), awaited, with the heartbeat as a task on the same clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from ..consumer import ConsumerCore
+from ..guard import GuardCore
+from ..heartbeat import beat_forever
+from ..plan import awaiting
+from .driver import AsyncDriver
+
+
+class MessageGuard(GuardCore):
+    """A message a consumer holds. ``async with guard:`` acks on a clean exit and rejects
+    when the block raises (the exception propagates)."""
+
+    __slots__ = ()
+
+    ack = awaiting(GuardCore._ack)
+    reject = awaiting(GuardCore._reject)
+    push = awaiting(GuardCore._push)
+    retry = awaiting(GuardCore._retry)
+    dead_letter = awaiting(GuardCore._dead_letter)
+
+    async def __aenter__(self) -> MessageGuard:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """A clean exit acks, an exception rejects and propagates; a settled guard is left alone."""
+        if not self.settled:
+            await (self.ack() if exc_type is None else self.reject())
+
+
+class Consumer(ConsumerCore[MessageGuard]):
+    """Takes messages from one queue (``await next()``). Belongs to one task; ``close()``
+    may come from any."""
+
+    guard_class = MessageGuard
+    driver_class = AsyncDriver
+    _driver: AsyncDriver
+    _heartbeat: asyncio.Task[None] | None = None
+    _closing = False
+
+    next = awaiting(ConsumerCore._next)
+    next_batch = awaiting(ConsumerCore._next_batch)
+    ack_many = awaiting(ConsumerCore._ack_many)
+
+    async def close(self) -> None:
+        """Stop the heartbeat, hand every unsettled message back, deregister (see
+        ``ConsumerCore._close``). Ends a ``next()`` awaiting in another task within one
+        block time."""
+        if self._closing:
+            return
+        self._closing = True
+        self._driver.closed.set()
+        await self.stop_heartbeat()
+        await self._driver.run(self._close())
+
+    async def stop_heartbeat(self) -> None:
+        """Stop beating, but hand nothing back: what this consumer holds waits for the GC,
+        as if the process had died (a worker stopped at once)."""
+        self._beat_driver.closed.set()
+        beating = self._heartbeat
+        if beating is not None and beating is not asyncio.current_task():
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+
+    def _begin_beating(self) -> None:
+        plan = beat_forever(weakref.ref(self), self.tick)
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._beat_driver.run(plan), name=f"orizuru-heartbeat-{self.id}"
+        )
+
+    async def _messages(self) -> AsyncIterator[MessageGuard]:
+        while (guard := await self.next()) is not None:
+            yield guard
+
+    def __aiter__(self) -> AsyncIterator[MessageGuard]:
+        """Messages as they come, until ``close()``."""
+        return self._messages()
+
+    async def __aenter__(self) -> Consumer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
