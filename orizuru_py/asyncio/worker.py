@@ -160,6 +160,8 @@ class Worker(WorkerCore):
         self._begin()
         self._loop = asyncio.get_running_loop()
         self._halt = asyncio.Event()
+        if self.stopping:  # stop() came before run(): nothing to wake yet, end at once
+            self._halt.set()
         restore = self._install_signals()
         try:
             await self._run()
@@ -176,10 +178,22 @@ class Worker(WorkerCore):
         gcs = [gc.start(self.gc_interval) for gc in self.gcs] if self.gc_interval else []
         try:
             await self._halt.wait()
+        except asyncio.CancelledError:
+            # Cancelled (a TaskGroup, asyncio.timeout, a lifespan): stop as stop() does,
+            # draining below, then end cancelled. A second cancel aborts the drain.
+            self.stopping = True
+            self._wake()
+            raise
         finally:
             for gc in self.gcs:
                 gc.stop()
-            if not await self._drain(fetchers, workers):
+            cancelled = False
+            try:
+                drained = await self._drain(fetchers, workers)
+            except asyncio.CancelledError:  # cancelled while draining: stop at once
+                self.aborted = cancelled = True
+                drained = False
+            if not drained:
                 for task in (*fetchers, *workers):
                     task.cancel()
                 await asyncio.gather(*fetchers, *workers, return_exceptions=True)
@@ -189,6 +203,8 @@ class Worker(WorkerCore):
                             "messages", self.consumer.id)  # fmt: skip
             await asyncio.gather(*gcs, return_exceptions=True)
             self._stopped()
+            if cancelled:
+                raise asyncio.CancelledError
 
     def _task(self, plan: WorkerPlan[None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(
