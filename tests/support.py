@@ -73,7 +73,10 @@ def counting_client(url: str, **kwargs: Any) -> tuple[redis.Redis, RoundTrips]:
     """A client whose connections count the requests they send (connection handshakes excluded)."""
     trips = RoundTrips()
 
-    class CountingConnection(redis.Connection):
+    secure = url.startswith("rediss://")
+    base: type[redis.Connection] = redis.SSLConnection if secure else redis.Connection
+
+    class CountingConnection(base):  # type: ignore[misc,valid-type]
         _handshaking = False
 
         def on_connect_check_health(self, check_health: bool = True) -> None:
@@ -100,7 +103,7 @@ class Proxy:
     def __init__(self, redis_url: str) -> None:
         parsed = urllib.parse.urlsplit(redis_url)
         self._target = (parsed.hostname or "127.0.0.1", parsed.port or 6379)
-        self._path = parsed.path
+        self._parsed = parsed  # its scheme, user and TLS options hold through the proxy
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -111,7 +114,10 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}{self._path}"
+        """``redis_url`` with the proxy for its server."""
+        user, _, _ = self._parsed.netloc.rpartition("@")
+        netloc = f"{user}@127.0.0.1:{self.port}" if user else f"127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(self._parsed._replace(netloc=netloc))
 
     def cut(self) -> None:
         """Stop listening and reset every proxied connection."""

@@ -24,8 +24,9 @@ from tests.support import wait_for
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _worker(url: str, queue: str, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HANDLED_URL": url, "HANDLED_KEY": queue}
+def _worker(url: str, ledger_url: str, queue: str, *args: str) -> subprocess.Popen[bytes]:
+    """A worker child on ``url``; its handler logs its calls in ``ledger_url``."""
+    env = {**os.environ, "HANDLED_URL": ledger_url, "HANDLED_KEY": queue}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.worker_child", url, queue, *args],
         cwd=ROOT,
@@ -35,20 +36,22 @@ def _worker(url: str, queue: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _supervise(url: str, r: redis.Redis, queue: str, *args: str, good: int) -> int:
+def _supervise(
+    url: str, ledger_url: str, admin: redis.Redis, queue: str, *args: str, good: int
+) -> int:
     """Run the worker, restarting it at once whenever it dies, until every good message
     is handled and the dead list holds the poison; returns how many times it died."""
     deaths = 0
-    proc = _worker(url, queue, *args)
+    proc = _worker(url, ledger_url, queue, *args)
     try:
 
         def settled() -> bool:
             nonlocal proc, deaths
             if proc.poll() is not None:
                 deaths += 1
-                proc = _worker(url, queue, *args)
-            handled = {n for n, _ in calls(r, queue) if n >= 0}
-            return len(handled) == good and r.llen(QueueKeys(queue).dead) == 1
+                proc = _worker(url, ledger_url, queue, *args)
+            handled = {n for n, _ in calls(admin, queue) if n >= 0}
+            return len(handled) == good and admin.llen(QueueKeys(queue).dead) == 1
 
         wait_for(settled, timeout=60, interval=0.05)
     finally:
@@ -58,9 +61,9 @@ def _supervise(url: str, r: redis.Redis, queue: str, *args: str, good: int) -> i
 
 
 @pytest.fixture
-def log_cleanup(r: redis.Redis, queue: str):  # type: ignore[no-untyped-def]
+def log_cleanup(admin: redis.Redis, queue: str):  # type: ignore[no-untyped-def]
     yield
-    r.delete(f"{queue}:log")
+    admin.delete(f"{queue}:log")
 
 
 def _dead_poison(r: redis.Redis, queue: str) -> DeadLetter:
@@ -71,40 +74,40 @@ def _dead_poison(r: redis.Redis, queue: str) -> DeadLetter:
 @pytest.mark.slow
 @pytest.mark.usefixtures("log_cleanup")
 def test_a_poison_that_kills_a_fixed_name_worker_is_dead_lettered_at_max_attempts(
-    redis_url: str, r: redis.Redis, queue: str
+    redis_url: str, admin_url: str, admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     producer = Producer(r, queue)
     producer.push({"n": -1, "poison": True})
     producer.push_many({"n": i} for i in range(20))
-    deaths = _supervise(
-        redis_url, r, queue, "--name", "w1", "--concurrency", "1", "--max-attempts", "3", good=20
-    )
-    poison_calls = [a for n, a in calls(r, queue) if n == -1]
+    args = ("--name", "w1", "--concurrency", "1", "--max-attempts", "3")
+    deaths = _supervise(redis_url, admin_url, admin, queue, *args, good=20)
+    poison_calls = [a for n, a in calls(admin, queue) if n == -1]
     assert poison_calls == [1, 2, 3]  # it ran three times, counted each time
     assert deaths == 3
-    assert "max attempts reached (3 deliveries)" in _dead_poison(r, queue).reason
-    assert {n for n, _ in calls(r, queue) if n >= 0} == set(range(20))
+    assert "max attempts reached (3 deliveries)" in _dead_poison(admin, queue).reason
+    assert {n for n, _ in calls(admin, queue) if n >= 0} == set(range(20))
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("log_cleanup")
 def test_a_poisons_batchmates_are_never_dead_lettered_with_it(
-    redis_url: str, r: redis.Redis, queue: str
+    redis_url: str, admin_url: str, admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     good = 600
     producer = Producer(r, queue)
     producer.push_many({"n": i} for i in range(good // 2))
     producer.push({"n": -1, "poison": True})
     producer.push_many({"n": i} for i in range(good // 2, good))
-    _supervise(redis_url, r, queue, "--concurrency", "1", "--max-attempts", "3", good=good)
-    log = calls(r, queue)
+    args = ("--concurrency", "1", "--max-attempts", "3")
+    _supervise(redis_url, admin_url, admin, queue, *args, good=good)
+    log = calls(admin, queue)
     assert [a for n, a in log if n == -1] == [1, 2, 3]
     # The poison's first chunk-mates were started with it and counted once when it
     # killed the process; then every message delivered before starts alone, so no
     # innocent message is counted twice, and none reaches the dead list.
     assert max(a for n, a in log if n >= 0) <= 2
     assert {n for n, _ in log if n >= 0} == set(range(good))
-    assert DeadLetter.decode(r.lindex(QueueKeys(queue).dead, 0)).envelope() is not None
+    assert DeadLetter.decode(admin.lindex(QueueKeys(queue).dead, 0)).envelope() is not None
 
 
 def test_closing_a_consumer_counts_what_its_application_held(r: redis.Redis, queue: str) -> None:

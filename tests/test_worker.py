@@ -48,7 +48,7 @@ def sample_hand(r: redis.Redis, worker: Worker, samples: int) -> list[int]:
 
 
 def test_every_message_is_handled_once_and_nothing_is_left_behind(
-    r: redis.Redis, queue: str
+    admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     Producer(r, queue).push_many({"n": i} for i in range(2000))
     seen: list[int] = []
@@ -61,11 +61,11 @@ def test_every_message_is_handled_once_and_nothing_is_left_behind(
     with running(Worker(r, queue, handler, concurrency=4)):
         wait_for(lambda: len(seen) >= 2000)
     assert sorted(seen) == list(range(2000))
-    assert keys_of(r, queue) == []
+    assert keys_of(admin, queue) == []
 
 
 def test_a_failing_message_is_retried_with_the_configured_backoff(
-    r: redis.Redis, queue: str
+    admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     Producer(r, queue).push({"n": 1})
     attempts: list[float] = []
@@ -83,7 +83,7 @@ def test_a_failing_message_is_retried_with_the_configured_backoff(
     # Due after the backoff; promoted by a heartbeat tick (0.5 s) within a second of due.
     assert 0.4 <= gaps[0] < 0.4 + 1.0
     assert 0.8 <= gaps[1] < 0.8 + 1.0
-    assert keys_of(r, queue) == []
+    assert keys_of(admin, queue) == []
 
 
 def test_max_attempts_dead_letters_with_the_exception_text(r: redis.Redis, queue: str) -> None:
@@ -145,7 +145,9 @@ def test_a_slow_handler_holds_one_message_beyond_its_threads(r: redis.Redis, que
     assert 3 <= max(sizes) <= 5
 
 
-def test_a_handler_given_the_guard_can_push_to_another_queue(r: redis.Redis, queue: str) -> None:
+def test_a_handler_given_the_guard_can_push_to_another_queue(
+    admin: redis.Redis, r: redis.Redis, queue: str
+) -> None:
     Producer(r, queue).push({"n": 7})
     other = f"{queue}-retry"
 
@@ -155,7 +157,7 @@ def test_a_handler_given_the_guard_can_push_to_another_queue(r: redis.Redis, que
     with running(Worker(r, queue, handler, pass_guard=True)):
         wait_for(lambda: r.llen(QueueKeys(other).queue) == 1)
     assert [m["n"] for m in _payloads(r, other)] == [7]
-    assert keys_of(r, queue) == []
+    assert keys_of(admin, queue) == []
     r.delete(QueueKeys(other).queue)
 
 
@@ -217,11 +219,12 @@ def _worker_command(redis_url: str, handler: str, queue: str, *extra: str) -> li
 
 
 def _worker_process(
-    redis_url: str, queue: str, *extra: str, sleep: float = 0.05
+    redis_url: str, ledger_url: str, queue: str, *extra: str, sleep: float = 0.05
 ) -> subprocess.Popen[bytes]:
+    """``orizuru worker`` on ``redis_url``; its handler records in ``ledger_url``."""
     env = {
         **os.environ,
-        "HANDLED_URL": redis_url,
+        "HANDLED_URL": ledger_url,
         "HANDLED_KEY": f"{queue}:handled",
         "HANDLER_SLEEP": str(sleep),
     }
@@ -230,30 +233,31 @@ def _worker_process(
 
 
 def test_sigterm_to_a_worker_process_mid_batch_loses_nothing(
-    r: redis.Redis, redis_url: str, queue: str
+    admin: redis.Redis, admin_url: str, r: redis.Redis, redis_url: str, queue: str
 ) -> None:
     Producer(r, queue).push_many({"n": i} for i in range(300))
-    proc = _worker_process(redis_url, queue, "--concurrency", "4")
+    proc = _worker_process(redis_url, admin_url, queue, "--concurrency", "4")
     try:
-        wait_for(lambda: r.scard(f"{queue}:handled") >= 20, timeout=20)
+        wait_for(lambda: admin.scard(f"{queue}:handled") >= 20, timeout=20)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:
         proc.kill()
-    handled = {int(x) for x in r.smembers(f"{queue}:handled")}
+    handled = {int(x) for x in admin.smembers(f"{queue}:handled")}
     waiting = {m["n"] for m in _payloads(r, queue)}
     assert handled | waiting == set(range(300))
-    assert int(r.get(f"{queue}:handled:calls") or 0) == len(handled)  # no duplicates
-    assert not [k for k in keys_of(r, queue) if b":processing:" in k]
-    r.delete(f"{queue}:handled", f"{queue}:handled:calls")
+    assert int(admin.get(f"{queue}:handled:calls") or 0) == len(handled)  # no duplicates
+    assert not [k for k in keys_of(admin, queue) if b":processing:" in k]
+    admin.delete(f"{queue}:handled", f"{queue}:handled:calls")
 
 
 def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
-    r: redis.Redis, redis_url: str, queue: str
+    admin: redis.Redis, admin_url: str, r: redis.Redis, redis_url: str, queue: str
 ) -> None:
     Producer(r, queue).push_many({"n": i} for i in range(10))
     proc = _worker_process(
         redis_url,
+        admin_url,
         queue,
         "--concurrency",
         "2",
@@ -265,7 +269,9 @@ def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
     )
     keys = QueueKeys(queue)
     try:
-        wait_for(lambda: r.zcard(keys.consumers) == 1 and r.llen(keys.queue) < 10, timeout=20)
+        wait_for(
+            lambda: admin.zcard(keys.consumers) == 1 and admin.llen(keys.queue) < 10, timeout=20
+        )
         time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.3)
@@ -273,14 +279,14 @@ def test_a_second_sigint_stops_at_once_and_the_gc_recovers_in_flight(
         proc.wait(10)  # far sooner than the 30 s handlers
     finally:
         proc.kill()
-    (member,) = r.zrange(keys.consumers, 0, -1)
-    in_flight = r.llen(keys.processing(member.decode()))
+    (member,) = admin.zrange(keys.consumers, 0, -1)
+    in_flight = admin.llen(keys.processing(member.decode()))
     assert in_flight >= 2
     time.sleep(1.2)  # past its deadline
     report = GarbageCollector(r, queue).collect()
     assert report.consumers_reaped == 1 and report.requeued == in_flight
-    assert r.llen(keys.queue) == 10
-    r.delete(f"{queue}:handled", f"{queue}:handled:calls")
+    assert admin.llen(keys.queue) == 10
+    admin.delete(f"{queue}:handled", f"{queue}:handled:calls")
 
 
 def test_a_handler_path_that_does_not_import_is_a_clear_error(redis_url: str, queue: str) -> None:

@@ -205,7 +205,7 @@ def test_a_finished_message_leaves_the_processing_list_promptly(r: redis.Redis, 
 
 
 def test_two_workers_of_one_name_never_hand_each_others_messages_back(
-    r: redis.Redis, queue: str
+    admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     Producer(r, queue).push_many({"n": i} for i in range(2000))
     calls: list[int] = []
@@ -222,7 +222,7 @@ def test_two_workers_of_one_name_never_hand_each_others_messages_back(
         wait_for(lambda: len(set(calls)) == 2000, timeout=60)
         assert first.consumer.id != second.consumer.id
     assert len(calls) == 2000  # no delivery was made twice
-    assert keys_of(r, queue) == []
+    assert keys_of(admin, queue) == []
 
 
 def test_a_worker_started_while_the_server_is_down_waits_for_it(
