@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 import time
@@ -12,49 +13,67 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from orizuru_py import AlreadySettled, Consumer, MessageGuard, Producer, scripts
+from orizuru_py import (
+    AlreadySettled,
+    Consumer,
+    MsgpackCodec,
+    Producer,
+    scripts,
+)
+from orizuru_py.envelope import Envelope, new_id, now_ms
 from orizuru_py.keys import QueueKeys
+from tests.apis import Api
 
 from .support import Proxy, counting_client, wait_for
 
 
-def _take(consumer: Consumer, n: int) -> list[MessageGuard]:
+def _take(consumer: Any, n: int) -> list[Any]:
     guards = [consumer.next(timeout=5.0) for _ in range(n)]
     assert all(g is not None for g in guards)
     return [g for g in guards if g is not None]
 
 
-def test_messages_come_out_in_the_order_they_were_pushed(r: redis.Redis, queue: str) -> None:
-    producer = Producer(r, queue)
+def _past_deadline(r: redis.Redis, queue: str, consumer_id: str) -> bool:
+    """Whether the server's clock has passed the consumer's registered deadline (the GC
+    reaps it from then on)."""
+    deadline = r.zscore(QueueKeys(queue).consumers, consumer_id)
+    seconds, micros = r.time()
+    return deadline is not None and seconds * 1000 + micros // 1000 > deadline
+
+
+def test_messages_come_out_in_the_order_they_were_pushed(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    producer = api.Producer(r, queue)
     ids = [producer.push({"n": i}) for i in range(20)]
-    with Consumer(r, queue) as consumer:
+    with api.Consumer(r, queue) as consumer:
         guards = _take(consumer, 20)
         assert [g.id for g in guards] == ids
         assert [g.payload for g in guards] == [{"n": i} for i in range(20)]
         assert all(g.attempts == 1 and g.queue == queue for g in guards)
 
 
-def test_next_returns_none_after_its_timeout(r: redis.Redis, queue: str) -> None:
-    with Consumer(r, queue, block_time=0.2) as consumer:
+def test_next_returns_none_after_its_timeout(api: Api, r: redis.Redis, queue: str) -> None:
+    with api.Consumer(r, queue, block_time=0.2) as consumer:
         started = time.monotonic()
         assert consumer.next(timeout=0.6) is None
         elapsed = time.monotonic() - started
     assert 0.55 <= elapsed < 3.0
 
 
-def test_next_with_zero_timeout_does_not_block(r: redis.Redis, queue: str) -> None:
-    with Consumer(r, queue, block_time=5.0) as consumer:
+def test_next_with_zero_timeout_does_not_block(api: Api, r: redis.Redis, queue: str) -> None:
+    with api.Consumer(r, queue, block_time=5.0) as consumer:
         started = time.monotonic()
         assert consumer.next(timeout=0) is None
         assert time.monotonic() - started < 1.0
-        mid = Producer(r, queue).push("here")
+        mid = api.Producer(r, queue).push("here")
         guard = consumer.next(timeout=0)
         assert guard is not None and guard.id == mid
 
 
-def test_next_batch_takes_at_most_n_in_order(r: redis.Redis, queue: str) -> None:
-    ids = Producer(r, queue).push_many(list(range(250)))
-    with Consumer(r, queue) as consumer:
+def test_next_batch_takes_at_most_n_in_order(api: Api, r: redis.Redis, queue: str) -> None:
+    ids = api.Producer(r, queue).push_many(list(range(250)))
+    with api.Consumer(r, queue) as consumer:
         batches = [consumer.next_batch(100, timeout=1.0) for _ in range(4)]
         assert [len(b) for b in batches] == [100, 100, 50, 0]
         assert [g.id for b in batches for g in b] == ids
@@ -74,18 +93,22 @@ def test_ack_many_is_one_round_trip(redis_url: str, r: redis.Redis, queue: str) 
     client.close()
 
 
-def test_ack_many_returns_false_for_a_message_no_longer_held(r: redis.Redis, queue: str) -> None:
-    Producer(r, queue).push_many(["a", "b", "c"])
-    with Consumer(r, queue) as consumer:
+def test_ack_many_returns_false_for_a_message_no_longer_held(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    api.Producer(r, queue).push_many(["a", "b", "c"])
+    with api.Consumer(r, queue) as consumer:
         guards = consumer.next_batch(3, timeout=5.0)
         r.lrem(consumer.processing_key, 1, guards[1].raw)  # as if the GC had recovered it
         assert consumer.ack_many(guards) == [True, False, True]
         assert all(g.settled for g in guards)
 
 
-def test_ack_many_acks_exactly_its_guards_in_any_order(r: redis.Redis, queue: str) -> None:
-    Producer(r, queue).push_many(range(6))
-    with Consumer(r, queue) as consumer:
+def test_ack_many_acks_exactly_its_guards_in_any_order(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    api.Producer(r, queue).push_many(range(6))
+    with api.Consumer(r, queue) as consumer:
         older, newer = consumer.next_batch(3, timeout=5.0), consumer.next_batch(3, timeout=5.0)
         assert consumer.ack_many(newer) == [True] * 3  # not the oldest: the scanning path
         assert r.lrange(consumer.processing_key, 0, -1) == [g.raw for g in reversed(older)]
@@ -93,9 +116,11 @@ def test_ack_many_acks_exactly_its_guards_in_any_order(r: redis.Redis, queue: st
         assert r.llen(consumer.processing_key) == 0
 
 
-def test_iteration_ends_after_close_from_another_thread(r: redis.Redis, queue: str) -> None:
-    consumer = Consumer(r, queue, block_time=0.5)
-    seen: list[MessageGuard] = []
+def test_iteration_ends_after_close_from_another_thread(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    consumer = api.Consumer(r, queue, block_time=0.5)
+    seen: list[Any] = []
     thread = threading.Thread(target=lambda: seen.extend(consumer), daemon=True)
     thread.start()
     time.sleep(0.3)  # let it block in BLMOVE
@@ -108,40 +133,63 @@ def test_iteration_ends_after_close_from_another_thread(r: redis.Redis, queue: s
     assert seen == []
 
 
-def test_close_hands_unsettled_messages_back_and_deregisters(r: redis.Redis, queue: str) -> None:
+def test_close_hands_unsettled_messages_back_and_deregisters(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
     keys = QueueKeys(queue)
-    ids = Producer(r, queue).push_many(["a", "b", "c"])
-    consumer = Consumer(r, queue)
+    ids = api.Producer(r, queue).push_many(["a", "b", "c"])
+    consumer = api.Consumer(r, queue)
     _take(consumer, 2)
     assert r.llen(consumer.processing_key) == 2
     consumer.close()
     assert r.llen(keys.queue) == 3
     assert r.exists(consumer.processing_key) == 0
     assert r.zcard(keys.consumers) == 0
-    with Consumer(r, queue) as again:
+    with api.Consumer(r, queue) as again:
         guards = _take(again, 3)
         assert [g.id for g in guards] == ids
         assert again.ack_many(guards) == [True] * 3
 
 
-def test_a_consumer_hands_back_what_a_crashed_one_of_its_name_left(
-    r: redis.Redis, queue: str
+def test_two_live_consumers_of_one_name_never_take_each_others_messages(
+    api: Api, r: redis.Redis, queue: str
 ) -> None:
-    ids = Producer(r, queue).push_many(["a", "b", "c"])
-    crashed = Consumer(r, queue, name="worker-1")
+    ids = api.Producer(r, queue).push_many(["a", "b", "c"])
+    first = api.Consumer(r, queue, name="worker-1")
+    held = _take(first, 2)
+    with api.Consumer(r, queue, name="worker-1") as second:
+        assert (first.name, second.name) == ("worker-1", "worker-1")
+        assert first.id != second.id and first.processing_key != second.processing_key
+        rest = second.next_batch(3, timeout=0.5)
+        assert [g.id for g in rest] == ids[2:]
+        assert first.ack_many(held) == [True, True]  # nothing of the first was handed back
+        assert second.ack_many(rest) == [True]
+    first.close()
+
+
+def test_a_dead_predecessors_messages_come_back_counted_once_its_deadline_passes(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    ids = api.Producer(r, queue).push_many(["a", "b", "c"])
+    crashed = api.Consumer(r, queue, name="worker-1", heartbeat_timeout=0.5)
     _take(crashed, 2)
-    crashed._heartbeat.stop()  # it dies holding two messages, without close()
-    with Consumer(r, queue, name="worker-1") as successor:
+    crashed.stop_heartbeat()  # it dies holding two messages, without close()
+    with api.Consumer(r, queue, name="worker-1", heartbeat_timeout=0.5) as successor:
+        assert api.GarbageCollector(r, queue).collect().consumers_reaped == 0  # not yet
+        wait_for(lambda: _past_deadline(r, queue, crashed.id), timeout=5.0)
+        report = api.GarbageCollector(r, queue).collect()
+        assert (report.consumers_reaped, report.requeued) == (1, 2)
         guards = _take(successor, 3)
-        assert [g.id for g in guards] == ids
+        assert [(g.id, g.attempts) for g in guards] == [(ids[0], 2), (ids[1], 2), (ids[2], 1)]
         assert successor.ack_many(guards) == [True] * 3
-        assert r.llen(successor.processing_key) == 0
-        assert r.llen(QueueKeys(queue).queue) == 0
+    assert r.exists(crashed.processing_key, QueueKeys(queue).queue) == 0
 
 
-def test_block_time_stays_below_the_client_socket_timeout(redis_url: str, queue: str) -> None:
+def test_block_time_stays_below_the_client_socket_timeout(
+    api: Api, redis_url: str, queue: str
+) -> None:
     client = redis.Redis.from_url(redis_url, socket_timeout=1)
-    with Consumer(client, queue, block_time=5.0) as consumer:
+    with api.Consumer(client, queue, block_time=5.0) as consumer:
         assert consumer.block <= 0.5
         started = time.monotonic()
         assert consumer.next(timeout=1.5) is None  # no socket timeout, no silent retries
@@ -149,19 +197,23 @@ def test_block_time_stays_below_the_client_socket_timeout(redis_url: str, queue:
     client.close()
 
 
-def test_block_time_stays_below_the_default_socket_timeout(redis_url: str, queue: str) -> None:
+def test_block_time_stays_below_the_default_socket_timeout(
+    api: Api, redis_url: str, queue: str
+) -> None:
     client = redis.Redis.from_url(redis_url)  # as in the README: no socket_timeout given
     connection = client.connection_pool.get_connection()
     assert connection.socket_timeout == 5
     client.connection_pool.release(connection)
-    with Consumer(client, queue, block_time=8.0) as consumer:
+    with api.Consumer(client, queue, block_time=8.0) as consumer:
         assert consumer.block <= 2.5  # redis-py's default socket timeout is 5 s
     client.close()
 
 
-def test_ack_many_refuses_a_settled_guard_and_acks_none(r: redis.Redis, queue: str) -> None:
-    Producer(r, queue).push_many(["a", "b"])
-    with Consumer(r, queue) as consumer:
+def test_ack_many_refuses_a_settled_guard_and_acks_none(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    api.Producer(r, queue).push_many(["a", "b"])
+    with api.Consumer(r, queue) as consumer:
         first, second = consumer.next_batch(2, timeout=5.0)
         assert first.ack() is True
         with pytest.raises(AlreadySettled):
@@ -170,9 +222,9 @@ def test_ack_many_refuses_a_settled_guard_and_acks_none(r: redis.Redis, queue: s
         assert r.lrange(consumer.processing_key, 0, -1) == [second.raw]
 
 
-def test_ack_many_refuses_another_consumers_guard(r: redis.Redis, queue: str) -> None:
-    Producer(r, queue).push_many(["a", "b"])
-    with Consumer(r, queue) as one, Consumer(r, queue) as other:
+def test_ack_many_refuses_another_consumers_guard(api: Api, r: redis.Redis, queue: str) -> None:
+    api.Producer(r, queue).push_many(["a", "b"])
+    with api.Consumer(r, queue) as one, api.Consumer(r, queue) as other:
         mine, theirs = one.next(timeout=5.0), other.next(timeout=5.0)
         assert mine is not None and theirs is not None
         with pytest.raises(ValueError, match="belongs to consumer"):
@@ -182,9 +234,9 @@ def test_ack_many_refuses_another_consumers_guard(r: redis.Redis, queue: str) ->
 
 @pytest.mark.parametrize("timeout", [-0.1, math.nan])
 def test_a_negative_or_nan_timeout_is_a_value_error(
-    r: redis.Redis, queue: str, timeout: float
+    api: Api, r: redis.Redis, queue: str, timeout: float
 ) -> None:
-    with Consumer(r, queue) as consumer, pytest.raises(ValueError, match="timeout"):
+    with api.Consumer(r, queue) as consumer, pytest.raises(ValueError, match="timeout"):
         consumer.next(timeout=timeout)
 
 
@@ -198,29 +250,31 @@ def test_a_negative_or_nan_timeout_is_a_value_error(
     ],
 )
 def test_heartbeat_timeout_must_be_a_finite_number_of_at_least_0_2_s(
-    r: redis.Redis, queue: str, heartbeat_timeout: float
+    api: Api, r: redis.Redis, queue: str, heartbeat_timeout: float
 ) -> None:
     with pytest.raises(ValueError, match="heartbeat_timeout"):
-        Consumer(r, queue, heartbeat_timeout=heartbeat_timeout)
+        api.Consumer(r, queue, heartbeat_timeout=heartbeat_timeout)
     assert r.exists(QueueKeys(queue).consumers) == 0
 
 
 @pytest.mark.parametrize("n", [0, -1, 10_001, 2.0])
-def test_next_batch_size_must_be_an_int_from_1_to_10000(r: redis.Redis, queue: str, n: Any) -> None:
-    with Consumer(r, queue) as consumer, pytest.raises(ValueError, match="n must be"):
+def test_next_batch_size_must_be_an_int_from_1_to_10000(
+    api: Api, r: redis.Redis, queue: str, n: Any
+) -> None:
+    with api.Consumer(r, queue) as consumer, pytest.raises(ValueError, match="n must be"):
         consumer.next_batch(n)
 
 
 def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
-    redis_url: str, r: redis.Redis, queue: str
+    api: Api, redis_url: str, r: redis.Redis, queue: str
 ) -> None:
     with Proxy(redis_url) as proxy:
         client = redis.Redis.from_url(proxy.url, socket_timeout=2, retry=Retry(NoBackoff(), 0))
-        consumer = Consumer(client, queue, block_time=0.2)
+        consumer = api.Consumer(client, queue, block_time=0.2)
         proxy.cut()
         assert consumer.next(timeout=1.0) is None  # the errors were retried, not raised
         proxy.restore()
-        mid = Producer(r, queue).push("after the outage")
+        mid = api.Producer(r, queue).push("after the outage")
         guard = consumer.next(timeout=10.0)
         assert guard is not None and guard.id == mid
         assert guard.ack() is True
@@ -229,17 +283,17 @@ def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
 
 
 def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
-    r: redis.Redis, queue: str
+    api: Api, r: redis.Redis, queue: str
 ) -> None:
-    consumer = Consumer(r, queue, block_time=1.0)
-    taken: list[MessageGuard | None] = []
+    consumer = api.Consumer(r, queue, block_time=1.0)
+    taken: list[Any] = []
     taker = threading.Thread(target=lambda: taken.append(consumer.next()), daemon=True)
     taker.start()
     time.sleep(0.2)  # blocked in BLMOVE
     closer = threading.Thread(target=consumer.close, daemon=True)
     closer.start()
     time.sleep(0.1)  # close() is waiting for the take to end
-    Producer(r, queue).push("arrives during close")
+    api.Producer(r, queue).push("arrives during close")
     taker.join(timeout=5.0)
     closer.join(timeout=5.0)
     assert not taker.is_alive() and not closer.is_alive()
@@ -249,24 +303,24 @@ def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
 
 
 def test_a_client_that_decodes_responses_is_refused_at_construction(
-    redis_url: str, queue: str
+    api: Api, redis_url: str, queue: str
 ) -> None:
     client = redis.Redis.from_url(redis_url, socket_timeout=5, decode_responses=True)
     with pytest.raises(ValueError, match="decode_responses"):
-        Consumer(client, queue).close()
+        api.Consumer(client, queue).close()
     client.close()
 
 
 def test_a_take_whose_reply_was_lost_is_handed_back_and_delivered(
-    redis_url: str, r: redis.Redis, queue: str
+    api: Api, redis_url: str, r: redis.Redis, queue: str
 ) -> None:
     with Proxy(redis_url) as proxy:
         client = redis.Redis.from_url(proxy.url, socket_timeout=1.0, retry=Retry(NoBackoff(), 0))
-        consumer = Consumer(client, queue, block_time=0.3)
+        consumer = api.Consumer(client, queue, block_time=0.3)
         assert consumer.next(timeout=0) is None  # its first take is done (and its scripts loaded)
         proxy.muted.set()  # takes still happen on the server; their replies are dropped
-        mid = Producer(r, queue).push("taken in the dark")
-        taken: list[MessageGuard | None] = []
+        mid = api.Producer(r, queue).push("taken in the dark")
+        taken: list[Any] = []
         taker = threading.Thread(target=lambda: taken.append(consumer.next(timeout=15.0)))
         taker.start()
         wait_for(lambda: r.llen(consumer.processing_key) == 1, timeout=5.0)
@@ -281,3 +335,37 @@ def test_a_take_whose_reply_was_lost_is_handed_back_and_delivered(
         assert guard.ack() is True
         consumer.close()
         client.close()
+
+
+def test_a_consumer_dropped_without_close_stops_beating_and_is_recovered(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    ids = api.Producer(r, queue).push_many(["a", "b"])
+    consumer = api.Consumer(r, queue, heartbeat_timeout=0.5)
+    assert len(consumer.next_batch(2, timeout=1.0)) == 2  # the guards are dropped at once
+    beat = consumer._heartbeat
+    assert beat is not None and beat.is_alive()
+    del consumer
+    gc.collect()
+    beat.join(2.0)
+    assert not beat.is_alive()  # nothing keeps a dropped consumer beating
+    wait_for(lambda: api.GarbageCollector(r, queue).collect().consumers_reaped, timeout=5.0)
+    with api.Consumer(r, queue) as after:
+        guards = after.next_batch(2, timeout=1.0)
+        assert [(g.id, g.attempts) for g in guards] == [(ids[0], 2), (ids[1], 2)]
+        after.ack_many(guards)
+
+
+def test_two_copies_of_the_same_bytes_are_two_messages_held(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    raw = Envelope(new_id(), now_ms(), MsgpackCodec().encode("resent")).encode()
+    r.lpush(QueueKeys(queue).queue, raw, raw)  # a push resent by the client: two copies
+    with api.Consumer(r, queue) as consumer:
+        first, second = consumer.next_batch(2, timeout=1.0)
+        assert first.raw == second.raw
+        assert consumer.next(timeout=0) is None  # a take that looks for lost replies
+        assert r.llen(consumer.processing_key) == 2  # the second copy was not handed back
+        assert first.ack() is True
+        assert second.ack() is True
+    assert r.exists(QueueKeys(queue).queue) == 0
