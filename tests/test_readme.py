@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 
 import redis
+from fastapi.testclient import TestClient
+
+from orizuru_py import Queue
+from tests.support import wait_for
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 
@@ -21,9 +27,30 @@ def test_readme_examples_run(r: redis.Redis, redis_url: str, queue: str) -> None
     assert len(blocks) >= 2
     code = "\n".join(blocks)
     code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace('"emails"', repr(queue))
+    code = code.replace('"outbox"', repr(f"{queue}-outbox"))
     namespace: dict[str, object] = {}
-    exec(compile(code, str(README), "exec"), namespace)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, str(README), "exec"), namespace)
+        # The FastAPI app: an endpoint pushes, the worker in its lifespan handles.
+        with TestClient(namespace["app"]) as client:  # type: ignore[arg-type]
+            reply = client.post("/emails", params={"to": "c@example.com"})
+            assert reply.status_code == 200 and len(reply.json()["id"]) > 0
+            wait_for(lambda: "worker sends to c@example.com" in out.getvalue(), timeout=10)
+    # What the comments next to the prints say they print, in order.
+    assert out.getvalue().splitlines() == [
+        "send to a@example.com attempt 1",
+        "[0, 1, 2]",
+        "async send to b@example.com",
+        "True",
+        "True",
+        "worker sends to c@example.com",
+    ]
+    outbox = Queue(r, f"{queue}-outbox")
+    assert (outbox.stats().waiting, outbox.stats().dead) == (0, 0)
+    outbox.forget()
     report = namespace["report"]
     assert report.consumers_reaped == 0  # type: ignore[attr-defined]
     assert r.zcard(f"orizuru:{{{queue}}}:delayed") == 1
-    r.delete(f"orizuru:{{{queue}}}:delayed")
+    Queue(r, queue).purge(dead=True)
+    Queue(r, queue).forget()
