@@ -59,7 +59,7 @@ def sigkill_chaos(run: Run) -> Iterator[Figures]:
     messages, kills, consumers = run.size(20_000, 500), run.size(20, 8), 3
     # Enough work per message that the messages outlast the kills (a mean gap of 0.3 s).
     work_ms = round(1000 * 2 * kills * 0.3 * consumers / messages, 2)
-    for mode in ("consumer", "worker"):
+    for mode in ("consumer", "worker", "async-worker"):
         yield scenarios.sigkill_chaos(
             run.url,
             run.dir(f"chaos-{mode}"),

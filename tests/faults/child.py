@@ -1,6 +1,7 @@
 """A consumer process for the fault tests: ``python -m tests.faults.child URL QUEUE MODE``.
 
-MODE ``consumer`` runs a plain ``Consumer`` loop, ``worker`` runs a ``Worker``. Each
+MODE ``consumer`` runs a plain ``Consumer`` loop, ``worker`` runs a ``Worker``,
+``async-worker`` the asyncio Worker on an asyncio client of the same URL. Each
 handled message is recorded in the ledger before it is acked; an ack that returns
 False is counted as late. SIGTERM stops it gracefully (exit 0). Only ``next_batch``
 and a running Worker are left to survive connection errors on their own; the
@@ -11,6 +12,7 @@ when Redis cannot be reached at start), are retried here, as an application woul
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
 import logging
 import signal
@@ -20,10 +22,13 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import redis.asyncio
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orizuru_py import Consumer, MessageGuard, Worker
+from orizuru_py.asyncio import MessageGuard as AsyncGuard
+from orizuru_py.asyncio import Worker as AsyncWorker
 
 from .ledger import CLIENT_STYLES, Ledger, connect
 
@@ -51,7 +56,7 @@ class Handler:
         self.ledger, self.name, self.work = ledger, name, work_ms / 1000
         self._seq = itertools.count()
 
-    def __call__(self, guard: MessageGuard) -> None:
+    def __call__(self, guard: MessageGuard | AsyncGuard) -> None:
         if self.work:
             time.sleep(self.work)
         token = f"{guard.id}:{self.name}:{next(self._seq)}"
@@ -95,17 +100,52 @@ def run_worker(r: Any, args: argparse.Namespace, handle: Handler, ledger: Ledger
     persist(start)
 
 
+def run_async_worker(r: Any, args: argparse.Namespace, handle: Handler, ledger: Ledger) -> None:
+    """The handler records through the blocking ledger in a thread, as an asyncio app
+    wraps a blocking call."""
+
+    async def handler(guard: AsyncGuard) -> None:
+        await asyncio.to_thread(handle, guard)
+
+    async def start() -> None:
+        ar = redis.asyncio.Redis.from_url(args.url)
+        worker = AsyncWorker(
+            ar,
+            args.queue,
+            handler,
+            pass_guard=True,
+            name=args.name,
+            concurrency=args.concurrency,
+            max_attempts=args.max_attempts,
+            heartbeat_timeout=args.heartbeat_timeout,
+            gc_interval=args.gc_interval or None,
+        )
+        try:
+            await worker.run()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            if worker.consumer is not None:
+                raise RuntimeError("the worker failed after it started") from exc
+            raise  # it could not start: persist tries a new one
+        finally:
+            await ar.aclose()
+
+    persist(lambda: asyncio.run(start()))
+
+
+RUN = {"consumer": run_consumer, "worker": run_worker, "async-worker": run_async_worker}
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tests.faults.child")
     p.add_argument("url")
     p.add_argument("queue")
-    p.add_argument("mode", choices=("consumer", "worker"))
+    p.add_argument("mode", choices=RUN)
     p.add_argument("--name", required=True)
     p.add_argument("--client", choices=CLIENT_STYLES, default="url")
     p.add_argument("--heartbeat-timeout", type=float, default=1.0)
     p.add_argument("--work-ms", type=float, default=0.0)
     p.add_argument("--batch", type=int, default=1, help="consumer mode: next_batch size")
-    p.add_argument("--concurrency", type=int, default=2, help="worker mode: threads")
+    p.add_argument("--concurrency", type=int, default=2, help="worker modes: threads or tasks")
     p.add_argument("--max-attempts", type=int, default=1000, help="worker mode")
     p.add_argument("--gc-interval", type=float, default=0.0, help="worker mode; 0: no GC")
     return p.parse_args(argv)
@@ -117,7 +157,7 @@ def main(argv: list[str]) -> int:
     r = connect(args.url, args.client)
     ledger = Ledger(r, args.queue)
     handle = Handler(ledger, args.name, args.work_ms)
-    (run_worker if args.mode == "worker" else run_consumer)(r, args, handle, ledger)
+    RUN[args.mode](r, args, handle, ledger)
     return 0
 
 

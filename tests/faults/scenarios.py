@@ -55,7 +55,7 @@ def sigkill_chaos(
     r = connect(url)
     ledger = Ledger(r, queue)
     options: dict[str, Any] = {"heartbeat_timeout": heartbeat_timeout, "work_ms": work_ms}
-    if mode == "worker":
+    if mode != "consumer":  # a worker: threads or asyncio tasks
         options["concurrency"] = WORKER_THREADS
     try:
         ids = Producer(r, queue).push_many({"n": i} for i in range(messages))
@@ -86,7 +86,7 @@ def sigkill_chaos(
             "kills": fleet.kills,
             "kills_mid_stream": mid_stream,
             "reaped": gc.total.consumers_reaped,
-            # A worker has its threads' messages and up to 8 per thread prefetched in hand,
+            # A worker has its handlers' messages and up to 8 per handler prefetched in hand,
             # and at most as many again handled, their batched ack under way.
             "max_held": 1 if mode == "consumer" else 2 * (WORKER_THREADS + 8 * WORKER_THREADS),
             "seconds": round(time.monotonic() - start, 2),

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 KILLS = 10
 
 
-@pytest.fixture(scope="module", params=["consumer", "worker"])
+@pytest.fixture(scope="module", params=["consumer", "worker", "async-worker"])
 def chaos(
     request: pytest.FixtureRequest,
     redis_url: str,
