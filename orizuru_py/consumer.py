@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -131,7 +132,7 @@ class ConsumerCore(Generic[G]):
         )
         # What sits in our lists as far as we know: a multiset of exact bytes (a resent
         # push can put two equal copies in one list).
-        self._known: dict[bytes, int] = {}
+        self._known: Counter[bytes] = Counter()  # copies of each message held
         self._known_count = 0
         self._known_lock = threading.Lock()
         self.heartbeat = Heartbeat(keys, self.id, self.name, self._timeout_ms)
@@ -188,8 +189,11 @@ class ConsumerCore(Generic[G]):
         if not guards:
             return []
         chunks = [guards[i : i + _ACK_CHUNK] for i in range(0, len(guards), _ACK_CHUNK)]
-        calls = [scripts.ACK.args(self.ack_keys, self.ack_args(chunk)) for chunk in chunks]
-        replies = raise_any((yield from batch(calls, [scripts.ACK])))
+        if len(chunks) == 1:  # one command: no pipeline, less work per call
+            replies = [(yield from script(scripts.ACK, self.ack_keys, self.ack_args(guards)))]
+        else:
+            calls = [scripts.ACK.args(self.ack_keys, self.ack_args(chunk)) for chunk in chunks]
+            replies = raise_any((yield from batch(calls, [scripts.ACK])))
         out: list[bool] = []
         for chunk, done in zip(chunks, replies, strict=True):
             out += [True] * len(chunk) if isinstance(done, int) else [bool(d) for d in done]
@@ -326,9 +330,7 @@ class ConsumerCore(Generic[G]):
     def _remember(self, raws: list[bytes]) -> list[bytes]:
         if raws:
             with self._known_lock:
-                known = self._known
-                for raw in raws:
-                    known[raw] = known.get(raw, 0) + 1
+                self._known.update(raws)  # Counter's C loop
                 self._known_count += len(raws)
         return raws
 
@@ -336,16 +338,12 @@ class ConsumerCore(Generic[G]):
         """Messages of ours were settled (``handled``: counted as handled, or as failed)."""
         n = 0
         with self._known_lock:
-            known = self._known
+            known, pop = self._known, self._known.pop
             for raw in raws:
-                left = known.get(raw, 0) - 1
-                if left > 0:
-                    known[raw] = left
-                elif left == 0:
-                    del known[raw]
-                else:
-                    continue
-                n += 1
+                copies = pop(raw, 0)
+                if copies > 1:
+                    known[raw] = copies - 1
+                n += copies > 0
             self._known_count -= n
         if handled is True:
             self.handled += n

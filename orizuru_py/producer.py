@@ -150,15 +150,19 @@ class ProducerCore:
             keys = [_check_unique_key(k) for k in unique_keys]
             if len(keys) != len(items):
                 raise ValueError(f"{len(keys)} unique_keys for {len(items)} payloads")
-        ids, raws = self._encode(items, keys, delay_ms, ttl_ms)
+        unique = unique_keys is not None and any(k is not None for k in keys)
+        ids, raws = self._encode(items, keys if unique else None, delay_ms, ttl_ms)
         if not raws:
             return []
-        messages = list(zip(keys, ids, raws, strict=True))
-        plain = not delay_ms and all(k is None for k in keys)
-        calls = [
-            self._command(messages[start : start + _CHUNK], delay_ms, unique_ms, plain)
-            for start in range(0, len(messages), _CHUNK)
-        ]
+        if not delay_ms and not unique:  # the hot path: LPUSHes, no per-message tuples
+            chunked = range(0, len(raws), _CHUNK)
+            calls = [("LPUSH", self.keys.queue, *raws[i : i + _CHUNK]) for i in chunked]
+        else:
+            messages = list(zip(keys, ids, raws, strict=True))
+            calls = [
+                self._command(messages[start : start + _CHUNK], delay_ms, unique_ms, False)
+                for start in range(0, len(messages), _CHUNK)
+            ]
         replies = yield from self._send(calls, ids, many=True)
         return [
             mid
@@ -176,16 +180,18 @@ class ProducerCore:
         )
 
     def _encode(
-        self, payloads: list[Any], keys: list[str | None], delay_ms: int, ttl_ms: int
+        self, payloads: list[Any], keys: list[str | None] | None, delay_ms: int, ttl_ms: int
     ) -> tuple[list[str], list[bytes]]:
-        """Ids and envelopes for ``payloads``, all stamped with this millisecond."""
+        """Ids and envelopes for ``payloads`` (``keys``: their unique keys, None for none),
+        all stamped with this millisecond."""
         encode, checked = self.codec.encode, self._checked
         data = [checked(encode(p)) for p in payloads]
         now = envelope.now_ms()
         ids = envelope.new_ids(len(data), now)
         expires = now + delay_ms + ttl_ms if ttl_ms else None
-        if expires is None and all(k is None for k in keys):
-            return ids, [envelope.encode(mid, now, d) for mid, d in zip(ids, data, strict=True)]
+        if expires is None and keys is None:
+            return ids, envelope.encode_many(ids, now, data)
+        keys = keys or [None] * len(data)
         return ids, [
             envelope.encode(mid, now, d, 0, k, expires)
             for mid, d, k in zip(ids, data, keys, strict=True)
@@ -227,7 +233,8 @@ class ProducerCore:
 
     def _send(self, calls: list[tuple[Any, ...]], ids: list[str], *, many: bool) -> Plan[list[Any]]:
         """Send the commands of one call and return their replies. A single push is one
-        command; ``many`` go inside MULTI/EXEC (all or none). The first push of a producer
+        command (as is a push_many that fits in one); more go inside MULTI/EXEC (all or
+        none). The first push of a producer
         also joins the registry and checks the server's eviction policy, in the same round
         trip; with confirms, WAIT or WAITAOF follows in it too."""
         confirm = bool(self.replicas or self.fsync)
@@ -240,7 +247,7 @@ class ProducerCore:
             if len(head) == 2:
                 eviction_verdict(self.r, replies[0])
             self._fresh, head = False, []
-        if not head and not confirm and not many:
+        if not head and not confirm and len(calls) == 1:  # one command is all or none
             if calls[0][0] == "LPUSH":
                 return [(yield Call(calls[0]))]
             return [(yield from script(scripts.PUSH, *_parts(calls[0])))]

@@ -27,6 +27,14 @@ def test_deliveries_live_in_a_fixed_big_endian_header() -> None:
     assert Envelope.decode(env.with_deliveries(raw, 9)).deliveries == 9
 
 
+def test_encode_many_is_encode_of_each_whatever_the_id_lengths() -> None:
+    ids = [*env.new_ids(3, 1_700_000_000_000), "short", "a-much-longer-id-than-the-rest", "x"]
+    payloads = [bytes([i]) * i for i in range(len(ids))]
+    assert env.encode_many(ids, 1_700_000_000_000, payloads) == [
+        env.encode(mid, 1_700_000_000_000, p) for mid, p in zip(ids, payloads, strict=True)
+    ]
+
+
 def test_ids_are_unique_and_time_ordered() -> None:
     before = env.now_ms()
     ids = [env.new_id() for _ in range(10_000)]

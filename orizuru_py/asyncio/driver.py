@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Generator
 from typing import Any, TypeVar
 
-from ..plan import Batch, Call, Done, Load, Pause, step
+from ..plan import Batch, Call, Load, Pause
 
 T = TypeVar("T")
 
@@ -24,14 +24,18 @@ class AsyncDriver:
         self.closed = asyncio.Event()
 
     async def run(self, plan: Generator[Any, Any, T]) -> T:
-        op = step(plan, None, None)
-        while not isinstance(op, Done):
-            try:
-                reply, error = await self._perform(op), None
-            except Exception as exc:
-                reply, error = None, exc
-            op = step(plan, reply, error)
-        return op.value  # type: ignore[no-any-return]
+        send, throw, perform = plan.send, plan.throw, self._perform
+        try:
+            op = send(None)
+            while True:
+                try:
+                    reply = await perform(op)
+                except Exception as exc:
+                    op = throw(exc)
+                else:
+                    op = send(reply)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
     async def _perform(self, op: Any) -> Any:
         kind = type(op)
