@@ -13,14 +13,20 @@ from ..asyncio import Consumer, Producer, Worker
 from .bench import _WAIT, BATCH, Bench, Case, Result, Timer, fill, message
 
 
-def measure(b: Bench, n: int, body: Callable[[Any], Awaitable[None]]) -> Result:
-    """Run ``body(client)`` on a fresh loop, timed; the client is made beforehand."""
+def measure(
+    b: Bench, n: int, body: Callable[[Any], Awaitable[Callable[[], Awaitable[None]] | None]]
+) -> Result:
+    """Run ``body(client)`` on a fresh loop, timed; the client is made beforehand. What
+    ``body`` returns, if anything, is awaited after the timer stops (stopping a worker
+    is not timed, as for the blocking Worker and the peers)."""
 
     async def go() -> Result:
         r = redis.asyncio.Redis.from_url(b.url)
         try:
             with Timer(b.r) as t:
-                await body(r)
+                after = await body(r)
+            if after is not None:
+                await after()
         finally:
             await r.aclose()
         return t.result(n)
@@ -83,11 +89,12 @@ def batch(b: Bench, n: int) -> Result:
 
 def worker(b: Bench, n: int) -> Result:
     """The asyncio ``Worker`` with a no-op coroutine handler at its default concurrency
-    (100 tasks), timed from start until every message is handled and acked."""
+    (100 tasks), timed from start until every message is handled and acked (stopping it
+    is not timed: a fetch blocked on the empty queue holds a graceful stop up to 1 s)."""
     queue = b.queue("async-worker")
     fill(b, queue, n)
 
-    async def body(r: Any) -> None:
+    async def body(r: Any) -> Callable[[], Awaitable[None]]:
         seen = [0]
         done = asyncio.Event()
 
@@ -98,13 +105,19 @@ def worker(b: Bench, n: int) -> Result:
 
         w = Worker(r, queue, handler, prefix=b.prefix)
         running = asyncio.create_task(w.run())
+
+        async def stop() -> None:
+            w.stop()
+            await running
+
         try:
             await asyncio.wait_for(done.wait(), _WAIT)
             while w.stats.handled < n:  # counted once acked
                 await asyncio.sleep(0.002)
-        finally:
-            w.stop()
-            await running
+        except BaseException:
+            await stop()
+            raise
+        return stop
 
     result = measure(b, n, body)
     b.drop(queue)
