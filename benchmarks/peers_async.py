@@ -23,6 +23,7 @@ timed. Every key carries the run's prefix, so the run's cleanup removes it.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -62,8 +63,11 @@ async def _arq(url: str, prefix: str) -> _Run:
     async def enqueue(n: int) -> None:
         # arq keeps a job's keys under its own fixed prefixes ("arq:job:<id>",
         # "arq:result:<id>"): ids that carry the run's prefix make them the run's to delete.
+        # A fresh token per round: arq refuses an id whose result it still keeps (a day),
+        # so the second round's jobs were never queued and the round hung.
+        token = os.urandom(3).hex()
         for i in range(n):
-            await pool.enqueue_job("noop", message(i), _job_id=f"{prefix}-arq-{i}")
+            await pool.enqueue_job("noop", message(i), _job_id=f"{prefix}-arq-{token}-{i}")
 
     worker = Worker([func(noop, name="noop")], queue_name=queue, redis_settings=settings)
 
