@@ -6,9 +6,9 @@ Prints one JSON line of figures per scenario run (what each figure means:
 ``tests/faults/accounting.py``) and exits 1 if any run lost a message, left one
 behind or had a consumer crash. Without ``--redis-url`` (or ``REDIS_URL``) it
 starts an embedded server; ``server_restart`` and ``soak`` always run their own.
-At ``--scale 1``: SIGKILL chaos 20k messages and 20 kills (consumers, then
-workers, then asyncio workers), server restart 20k, connection cuts 10k (both client styles), garbage
-20k, memory 200k, soak 100k with 100 kills, 5 zombies and 2 server restarts; failover
+At ``--scale 1``: SIGKILL chaos 20k messages and 20 kills (consumers, then workers,
+then asyncio workers), server restart 20k, connection cuts 10k (both client styles),
+garbage 20k, memory 200k, soak 100k with 100 kills, 5 zombies and 2 server restarts; failover
 (a primary, a replica and three sentinels; the primary SIGKILLed) 5k single pushes and
 60k pushed in batches of 100 while the replica lags, each with ``replicas=1`` and without.
 """

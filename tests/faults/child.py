@@ -77,19 +77,21 @@ def run_consumer(r: Any, args: argparse.Namespace, handle: Handler, ledger: Ledg
     persist(consumer.close)
 
 
+def worker_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What both worker modes are given from the command line."""
+    return {
+        "pass_guard": True,
+        "name": args.name,
+        "concurrency": args.concurrency,
+        "max_attempts": args.max_attempts,
+        "heartbeat_timeout": args.heartbeat_timeout,
+        "gc_interval": args.gc_interval or None,
+    }
+
+
 def run_worker(r: Any, args: argparse.Namespace, handle: Handler, ledger: Ledger) -> None:
     def start() -> None:
-        worker = Worker(
-            r,
-            args.queue,
-            handle,
-            pass_guard=True,
-            name=args.name,
-            concurrency=args.concurrency,
-            max_attempts=args.max_attempts,
-            heartbeat_timeout=args.heartbeat_timeout,
-            gc_interval=args.gc_interval or None,
-        )
+        worker = Worker(r, args.queue, handle, **worker_options(args))
         try:
             worker.run()
         except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -109,17 +111,7 @@ def run_async_worker(r: Any, args: argparse.Namespace, handle: Handler, ledger: 
 
     async def start() -> None:
         ar = redis.asyncio.Redis.from_url(args.url)
-        worker = AsyncWorker(
-            ar,
-            args.queue,
-            handler,
-            pass_guard=True,
-            name=args.name,
-            concurrency=args.concurrency,
-            max_attempts=args.max_attempts,
-            heartbeat_timeout=args.heartbeat_timeout,
-            gc_interval=args.gc_interval or None,
-        )
+        worker = AsyncWorker(ar, args.queue, handler, **worker_options(args))
         try:
             await worker.run()
         except (RedisConnectionError, RedisTimeoutError) as exc:
