@@ -8,12 +8,35 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
 
 from orizuru_py.keys import QueueKeys
+
+
+@contextlib.contextmanager
+def running(worker: Any) -> Iterator[threading.Thread]:
+    """Run a blocking ``worker`` in a thread; on exit stop it, wait for ``run()`` to
+    return, and fail if it did not or if it raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        worker.stop()
+        thread.join(30)
+        assert not thread.is_alive(), "Worker.run() did not return after stop()"
+        assert not errors, errors
 
 
 def keys_of(r: redis.Redis, queue: str) -> list[bytes]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -13,19 +11,7 @@ import redis
 
 from orizuru_py import Consumer, GarbageCollector, MessageGuard, Producer, Queue, QueueKeys, Worker
 from orizuru_py.envelope import message_id
-from tests.support import counting_client, keys_of, wait_for
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[None]:
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive()
+from tests.support import counting_client, keys_of, running, wait_for
 
 
 def _names(queue: str) -> list[str]:

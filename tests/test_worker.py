@@ -9,8 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -21,20 +19,7 @@ from orizuru_py.backoff import Exponential, Linear
 from orizuru_py.deadletter import DeadLetter
 from orizuru_py.keys import QueueKeys
 from orizuru_py.worker import Worker
-from tests.support import keys_of, wait_for
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[threading.Thread]:
-    """Run ``worker`` in a thread; stop it and wait for ``run()`` to return on exit."""
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive(), "Worker.run() did not return after stop()"
+from tests.support import keys_of, running, wait_for
 
 
 def sample_hand(r: redis.Redis, worker: Worker, samples: int) -> list[int]:

@@ -10,8 +10,6 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -29,28 +27,7 @@ from orizuru_py import (
 from orizuru_py.envelope import message_id
 from orizuru_py.handling import WorkerCore
 from orizuru_py.ops.embedded import EmbeddedServer, _free_port
-from tests.support import keys_of, wait_for
-
-
-@contextmanager
-def running(worker: Worker) -> Iterator[threading.Thread]:
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            worker.run()
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield thread
-    finally:
-        worker.stop()
-        thread.join(30)
-        assert not thread.is_alive()
-        assert not errors, errors
+from tests.support import keys_of, running, wait_for
 
 
 def test_a_handler_raising_system_exit_is_a_failed_attempt_and_the_worker_goes_on(
