@@ -7,6 +7,10 @@ under a deployment's constraints, and only it: ``ORIZURU_TLS=1`` on the system
 ``redis-server`` serving TLS only, with certificates made for the run (``rediss://``);
 ``ORIZURU_ACL=1`` as a user with exactly the README's ACL rule (tests look at keys the
 rule does not open, such as with ``SCAN``, through ``admin``).
+
+A test that needs a Debian package (chromium, faketime) skips with one line naming it
+when it is missing; ``ORIZURU_NO_SKIP=1`` (CI, which installs them) turns any skip into
+a failure, so nothing is left out silently.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tests.apis import Api
 from tests.servers import TlsServer
 
 TLS = bool(os.environ.get("ORIZURU_TLS"))
+NO_SKIP = bool(os.environ.get("ORIZURU_NO_SKIP"))
 ACL = bool(os.environ.get("ORIZURU_ACL"))
 CONTRACT = {
     "test_producer.py",
@@ -53,6 +58,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     contract = [i for i in items if i.path.parent == here and i.path.name in CONTRACT]
     config.hook.pytest_deselected(items=[i for i in items if i not in contract])
     items[:] = contract
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None] | pytest.TestReport:
+    """Under ORIZURU_NO_SKIP a skipped test fails, saying why it would have skipped."""
+    report: pytest.TestReport = yield
+    if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped, and ORIZURU_NO_SKIP forbids skips: {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import glob
 import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from orizuru_py.keys import QueueKeys
+
+
+def debian_package(package: str, *paths: str) -> Path:
+    """The first file matching one of ``paths`` (globs) that Debian's ``package`` installs;
+    when none is there, the test is skipped with one line naming the package (CI, which
+    installs it, sets ORIZURU_NO_SKIP: there the skip fails the run)."""
+    for pattern in paths:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return Path(found[0])
+    pytest.skip(f"needs Debian's {package} package: apt-get install {package}")
 
 
 @contextlib.contextmanager

@@ -18,19 +18,17 @@ import redis
 
 from orizuru_py import Consumer, GarbageCollector, Producer, QueueKeys
 from orizuru_py.ops.embedded import EmbeddedServer
-from tests.support import wait_for
-
-LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+from tests.support import debian_package, wait_for
 
 
 @pytest.fixture
 def stepped(tmp_path: Path) -> Iterator[tuple[redis.Redis, Path]]:
     """A private server whose clock is offset by what is written to the returned file."""
-    assert LIBFAKETIME.exists(), "libfaketime is missing: apt-get install faketime"
+    libfaketime = debian_package("faketime", "/usr/lib/*/faketime/libfaketime.so.1")
     offset = tmp_path / "offset"
     offset.write_text("+0\n")
     env = {
-        "LD_PRELOAD": str(LIBFAKETIME),
+        "LD_PRELOAD": str(libfaketime),
         "FAKETIME_TIMESTAMP_FILE": str(offset),
         "FAKETIME_NO_CACHE": "1",
         "FAKETIME_DONT_FAKE_MONOTONIC": "1",

@@ -94,12 +94,8 @@ def client(url: str) -> redis.Redis:
     if found is None:
         return redis.Redis.from_url(url, socket_connect_timeout=5)
     addresses, master, options = found
-    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        addresses, sentinel_kwargs={"socket_timeout": 5}
-    )
-    primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-        master, socket_connect_timeout=5, **options
-    )
+    sentinel = redis.sentinel.Sentinel(addresses, sentinel_kwargs={"socket_timeout": 5})
+    primary: redis.Redis = sentinel.master_for(master, socket_connect_timeout=5, **options)
     return primary
 
 
@@ -109,9 +105,7 @@ def async_client(url: str) -> redis.asyncio.Redis:
     if found is None:
         return redis.asyncio.Redis.from_url(url, socket_connect_timeout=5)
     addresses, master, options = found
-    sentinel = redis.asyncio.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-        addresses, sentinel_kwargs={"socket_timeout": 5}
-    )
+    sentinel = redis.asyncio.sentinel.Sentinel(addresses, sentinel_kwargs={"socket_timeout": 5})
     primary: redis.asyncio.Redis = sentinel.master_for(master, socket_connect_timeout=5, **options)
     return primary
 

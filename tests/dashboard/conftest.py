@@ -19,6 +19,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from orizuru_py import Consumer, Producer
 from orizuru_py.ops.dashboard.app import Settings, create_app
 from tests.dashboard.served import Served
+from tests.support import debian_package
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -60,9 +61,9 @@ def serve(r: redis.Redis, prefix: str) -> Iterator[Callable[..., Served]]:
 def browser() -> Iterator[Browser]:
     """One browser for this package, closed when it ends: a live sync Playwright leaves its
     event loop running in the main thread, where later tests call asyncio.run()."""
-    assert os.path.exists(CHROMIUM), f"the browser tests need {CHROMIUM}: apt-get install chromium"
+    chromium = debian_package("chromium", CHROMIUM)
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        b = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_FLAGS)
         yield b
         b.close()
 
