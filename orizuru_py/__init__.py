@@ -14,10 +14,10 @@ from .errors import (
     WorkerCrashed,
 )
 from .guard import MessageGuard
-from .handling import WorkerStats
 from .keys import QueueKeys
 from .observer import Observer
 from .ops.queue import ConsumerStats, Peeked, Queue, QueueStats
+from .outcome import WorkerStats
 from .producer import Producer
 from .worker import Worker
 

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .plan import Call, Plan
+from .plan import Call
 
 log = logging.getLogger("orizuru_py")
 
@@ -117,11 +117,11 @@ def eviction_verdict(r: Any, info: Any) -> None:
             )
 
 
-def eviction_check(r: Any) -> Plan[None]:
+async def eviction_check(r: Any) -> None:
     """``eviction_probe`` and ``eviction_verdict`` in a round trip of their own."""
     for call in eviction_probe(r):
         try:
-            info = yield Call(call)
+            info = await Call(call)
         except RedisError as exc:
             info = exc
         eviction_verdict(r, info)

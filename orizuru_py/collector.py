@@ -28,12 +28,11 @@ from typing import Any
 
 import attrs
 
-from . import scripts
+from . import checks, scripts
 from .client import TRANSIENT
-from .consumer import DEFAULT_MAX_ATTEMPTS, check_max_attempts
 from .heartbeat import PROMOTE_BATCH, recover
 from .keys import QueueKeys
-from .plan import Driver, Pause, Plan, blocking, script
+from .plan import Driver, Pause, Plan, blocking
 
 log = logging.getLogger("orizuru_py.collector")
 
@@ -75,37 +74,41 @@ class GarbageCollectorCore:
         r: Any,
         queue: str,
         *,
-        max_attempts: int | None = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = checks.DEFAULT_MAX_ATTEMPTS,
         prefix: str = "orizuru",
         on_report: Callable[[CollectReport], None] | None = None,
     ) -> None:
         self.r = r
         self._driver = self.driver_class(r)
         self.keys = QueueKeys(queue, prefix)
-        self.max_attempts = check_max_attempts(max_attempts)
+        self.max_attempts = checks.max_attempts(max_attempts)
         self.on_report = on_report
         self._clock: tuple[int, float] | None = None  # (server ms, monotonic s) last pass
         self._hold_until = 0.0  # no reaping before this (monotonic), after a clock jump
         self._sweep_cursor: Any = 0
         self._wake_in = 0.0
 
-    def _collect(self) -> Plan[CollectReport]:
+    async def _collect(self) -> CollectReport:
         """One full pass; returns what it moved. Errors propagate."""
-        report = yield from self._reap(watch_clock=False)
-        report += yield from self._requeue_unack()
-        report += yield from self._promote()
-        yield from self._sweep()
+        report = await self._reap(watch_clock=False)
+        report += await self._requeue_unack()
+        report += await self._promote()
+        await self._sweep()
         return report
 
-    def _guarded_pass(self) -> Plan[CollectReport]:
+    async def _guarded_pass(self) -> CollectReport:
         """One pass for a collector that runs in a loop: each step's failure is logged and
         the next step goes on; the clock is watched."""
         report = CollectReport()
-        steps = (self._reap(watch_clock=True), self._requeue_unack(), self._promote(),
-                 self._sweep())  # fmt: skip
+        steps: tuple[Callable[[], Plan[Any]], ...] = (
+            lambda: self._reap(watch_clock=True),
+            self._requeue_unack,
+            self._promote,
+            self._sweep,
+        )
         for step in steps:
             try:
-                done = yield from step
+                done = await step()
             except TRANSIENT as exc:
                 log.warning("gc of queue %s: %s; trying again next pass", self.keys.name, exc)
                 continue
@@ -120,27 +123,27 @@ class GarbageCollectorCore:
             self.on_report(report)
         return report
 
-    def _run(self, interval: float) -> Plan[None]:
+    async def _run(self, interval: float) -> None:
         """Collect every ``interval`` seconds (sooner when a consumer's deadline falls
         due) until stopped."""
         if not isinstance(interval, int | float) or not interval > 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         while True:
             self._wake_in = interval
-            yield from self._guarded_pass()
-            if (yield Pause(max(0.01, min(interval, self._wake_in)))):
+            await self._guarded_pass()
+            if await Pause(max(0.01, min(interval, self._wake_in))):
                 return
 
-    def _reap(self, *, watch_clock: bool) -> Plan[CollectReport]:
+    async def _reap(self, *, watch_clock: bool) -> CollectReport:
         report = CollectReport()
-        now, names, upcoming = yield from script(scripts.EXPIRED, (self.keys.consumers,), (_BATCH,))
+        now, names, upcoming = await scripts.expired(self.keys, _BATCH).run()
         if watch_clock and (self._clock_stepped(int(now)) or time.monotonic() < self._hold_until):
             return report
         if upcoming != -1:
             self._wake_in = min(self._wake_in, (upcoming - now) / 1000 + 0.01)
         for member in names:
             try:
-                done, requeued, dead, released = yield from recover(
+                done, requeued, dead, released = await recover(
                     self.keys, member, self.max_attempts, "reap"
                 )
             except TRANSIENT:
@@ -187,31 +190,28 @@ class GarbageCollectorCore:
             )
         return False
 
-    def _requeue_unack(self) -> Plan[CollectReport]:
+    async def _requeue_unack(self) -> CollectReport:
         requeued = dead = 0
-        k = self.keys
-        keys = (k.unack, k.queue, k.dead, k.unique, k.unique_expiry, k.counts)
+        step = scripts.requeue_unack(self.keys, self.max_attempts, _BATCH)
         while True:
-            q, d = yield from script(scripts.REQUEUE_UNACK, keys, (self.max_attempts, _BATCH))
+            q, d = await step.run()
             requeued, dead = requeued + q, dead + d
             if q + d < _BATCH:
                 return CollectReport(requeued, dead)
 
-    def _promote(self) -> Plan[CollectReport]:
+    async def _promote(self) -> CollectReport:
         promoted = 0
+        step = scripts.promote(self.keys, PROMOTE_BATCH)
         while True:
-            n = yield from script(
-                scripts.PROMOTE, (self.keys.delayed, self.keys.queue), (PROMOTE_BATCH,)
-            )
+            n = await step.run()
             promoted += n
             if n < PROMOTE_BATCH:
                 return CollectReport(promoted=promoted)
 
-    def _sweep(self) -> Plan[None]:
+    async def _sweep(self) -> None:
         """Forget lapsed unique keys and stale cancellation marks, a page per pass."""
-        k = self.keys
-        argv = (_BATCH, self._sweep_cursor, _MARK_MAX_AGE_MS)
-        _, _, cursor = yield from script(scripts.SWEEP, (k.unique, k.unique_expiry, k.cancel), argv)
+        sweep = scripts.sweep(self.keys, _BATCH, self._sweep_cursor, _MARK_MAX_AGE_MS)
+        _, _, cursor = await sweep.run()
         self._sweep_cursor = cursor
 
 

@@ -35,7 +35,6 @@ _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _TAG_UNIQUE, _TAG_EXPIRES = 1, 2
-MAX_UNIQUE_KEY = 1000
 
 
 # What ``parse`` returns: id, enqueued_ms, deliveries so far, unique key, expiry (ms),

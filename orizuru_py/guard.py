@@ -9,21 +9,18 @@ still safe in the processing list and the call can be repeated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 from redis.crc import key_slot
 
-from . import scripts
-from .envelope import packed_ids
+from . import checks, scripts
 from .errors import AlreadySettled
+from .held import Held
 from .keys import QueueKeys
-from .plan import Call, Plan, batch, blocking, raise_any, script
-from .producer import to_delay_ms
-
-if TYPE_CHECKING:
-    from .consumer import ConsumerCore
+from .plan import Call, blocking, raise_any
 
 
 @attrs.define(eq=False, slots=True)
@@ -31,7 +28,8 @@ class GuardCore:
     """A message a consumer holds until it is acked, rejected, pushed, retried or
     dead-lettered; the settling rules, shared by the blocking and the asyncio guard."""
 
-    consumer: ConsumerCore[Any] = attrs.field(repr=False)
+    held: Held = attrs.field(repr=False)
+    _driver: Any = attrs.field(repr=False)
     raw: bytes = attrs.field(repr=False)
     id: str
     payload: Any
@@ -43,39 +41,34 @@ class GuardCore:
 
     @property
     def queue(self) -> str:
-        return self.consumer.keys.name
+        return self.held.keys.name
 
     @property
     def cancelled(self) -> bool:
         """True once the message was cancelled (``Queue.cancel``) while in flight: the
         handler is not interrupted, but may check this and stop early. Seen with the
         consumer's heartbeat, within half a second or so."""
-        return self.id in self.consumer.cancelled_ids
+        return self.id in self.held.cancelled
 
-    @property
-    def _driver(self) -> Any:
-        return self.consumer._driver
-
-    def _ack(self) -> Plan[bool]:
+    async def _ack(self) -> bool:
         """Remove the message for good. False if it was no longer this consumer's."""
         self._check()
-        c = self.consumer
-        if self.unique_key is None and not c.cancels_pending:
-            done = yield Call(("LREM", c.processing_key, -1, self.raw))
+        h = self.held
+        if self.unique_key is None and not h.cancels_pending:
+            done = await Call(("LREM", h.processing, -1, self.raw))
         else:
-            done = yield from script(scripts.ACK, c.ack_keys, c.ack_args([self]))
+            done = await ack_call([self]).run()
         return self._settle(done == 1, handled=True)
 
-    def _reject(self) -> Plan[bool]:
+    async def _reject(self) -> bool:
         """Move the message to the unack list; the GC returns it to the queue later,
         this delivery counted."""
         self._check()
-        c = self.consumer
-        keys = (c.processing_key, c.keys.unack, c.keys.unique, c.keys.unique_expiry)
-        argv = (packed_ids([self.raw]), "0")
-        return self._settle((yield from script(scripts.MOVE, keys, argv)), handled=False)
+        h = self.held
+        done = await scripts.move(h.keys, h.processing, h.keys.unack, self.raw, False).run()
+        return self._settle(done, handled=False)
 
-    def _push(self, queue: str) -> Plan[bool]:
+    async def _push(self, queue: str) -> bool:
         """Move the message, unchanged, to the back of another queue in one step.
 
         On Redis Cluster two queues live in different slots, where no step can
@@ -83,35 +76,30 @@ class GuardCore:
         between duplicates the message but never loses it.
         """
         self._check()
-        c = self.consumer
-        target = QueueKeys(queue, c.keys.prefix)
-        source = c.processing_key
-        register = c.registering(target)
-        if c.cluster and key_slot(target.queue.encode()) != key_slot(source.encode()):
-            raise_any((yield from batch([*register, ("LPUSH", target.queue, self.raw)])))
-            done = yield from script(scripts.ACK, c.ack_keys, c.ack_args([self]))
-            done = done == 1
+        h = self.held
+        target = QueueKeys(queue, h.keys.prefix)
+        register = h.registering(target)
+        if h.cluster and key_slot(target.queue.encode()) != key_slot(h.processing.encode()):
+            raise_any(await scripts.batch([*register, ("LPUSH", target.queue, self.raw)]))
+            done = (await ack_call([self]).run()) == 1
         else:
-            keys = (source, target.queue, c.keys.unique, c.keys.unique_expiry)
-            move = scripts.MOVE.args(keys, (packed_ids([self.raw]), "1"))
-            done = raise_any((yield from batch([*register, move], [scripts.MOVE])))[-1]
-        c.registered(target)
+            move = scripts.move(h.keys, h.processing, target.queue, self.raw, True)
+            done = raise_any(await scripts.batch([*register, move]))[-1]
+        h.register(target)
         return self._settle(done, handled=True)
 
-    def _retry(self, delay: float = 0.0) -> Plan[bool]:
+    async def _retry(self, delay: float = 0.0) -> bool:
         """Back to this queue after ``delay`` seconds, this delivery counted."""
         self._check()
-        c = self.consumer
-        argv = (packed_ids([self.raw]), to_delay_ms(delay))
-        done = yield from script(scripts.RETRY, (c.processing_key, c.keys.delayed), argv)
+        h = self.held
+        done = await scripts.retry(h.keys, h.processing, self.raw, checks.delay_ms(delay)).run()
         return self._settle(done, handled=False)
 
-    def _dead_letter(self, reason: str = "dead-lettered by the application") -> Plan[bool]:
+    async def _dead_letter(self, reason: str = "dead-lettered by the application") -> bool:
         """Move the message straight to the dead-letter list, with ``reason``."""
         self._check()
-        c = self.consumer
-        argv = (str(reason), "ids", packed_ids([self.raw]))
-        done = yield from script(scripts.DEAD_LETTER, c.dead_letter_keys, argv)
+        h = self.held
+        done = await scripts.dead_letter(h.keys, h.processing, str(reason), [self.raw]).run()
         return self._settle(done, handled=False)
 
     def _check(self) -> None:
@@ -120,8 +108,15 @@ class GuardCore:
 
     def _settle(self, done: Any, *, handled: bool) -> bool:
         self.settled = True
-        self.consumer.forget([self.raw], handled=handled)
+        self.held.forget([self.raw], handled=handled)
         return bool(done)
+
+
+def ack_call(guards: Sequence[GuardCore]) -> scripts.ScriptCall:
+    """ack.lua for guards of one consumer: their messages, and which carry a unique key."""
+    h = guards[0].held
+    unique_at = [i for i, g in enumerate(guards, 1) if g.unique_key is not None]
+    return scripts.ack(h.keys, h.processing, [g.raw for g in guards], unique_at)
 
 
 class MessageGuard(GuardCore):

@@ -1,6 +1,6 @@
 """WorkerCore: everything a worker decides, shared by the blocking and the asyncio Worker.
 
-Its loops are plans, like the queue's: besides Redis requests they yield four of
+Its loops are plans, like the queue's: besides Redis requests they await four of
 the worker's own, which each Worker performs its way (threads and a condition, or
 tasks and an asyncio condition):
 
@@ -14,28 +14,29 @@ bookkeeping of the hand exist once.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
 import time
-import traceback
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
 import attrs
 
+from . import checks
 from .backoff import Backoff, Exponential
+from .chunks import release, settle_start
 from .client import TRANSIENT
 from .codecs import Codec
 from .collector import CollectReport
-from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
+from .consumer import DEFAULT_HEARTBEAT_TIMEOUT
 from .guard import GuardCore
-from .keys import validate_name
+from .held import Held
 from .lanes import Lane, Lanes, Pace
 from .observer import Observer
-from .plan import Op, Pause, Plan
+from .outcome import WorkerStats, judge
+from .plan import Pause, Plan, Request
 
 log = logging.getLogger("orizuru_py.worker")
 
@@ -49,7 +50,7 @@ DEFAULT_PREFETCH = 1000
 
 
 @attrs.frozen
-class RunChunk:
+class RunChunk(Request):
     """Run the handler on each guard in order. The reply: one (exception or None,
     seconds) per guard run; it ends early once ``ack_within`` seconds have passed with a
     success to ack (the plan acks and asks for the rest)."""
@@ -60,7 +61,7 @@ class RunChunk:
 
 
 @attrs.frozen
-class Until:
+class Until(Request):
     """Wait until ``ready()`` is true, checked whenever a ``Notify`` for ``room`` (fetch
     loops wait for room in the hand) or ``work`` (working loops wait for a chunk) comes."""
 
@@ -69,7 +70,7 @@ class Until:
 
 
 @attrs.frozen
-class Notify:
+class Notify(Request):
     """The hand changed: wake up to ``work`` working loops (a chunk each), and, with
     ``room``, every fetch loop (there is room, or a lane before theirs changed)."""
 
@@ -78,7 +79,7 @@ class Notify:
 
 
 @attrs.frozen
-class Via:
+class Via(Request):
     """Run ``plan`` on ``consumer``'s own driver."""
 
     consumer: Any
@@ -86,97 +87,6 @@ class Via:
 
 
 Outcome = tuple[BaseException | None, float]
-WorkerPlan = Generator[Op | RunChunk | Until | Notify | Via, Any, T]
-
-
-def check_count(name: str, value: object, least: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < least:
-        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-    return value
-
-
-def check_queues(queues: str | Sequence[str]) -> list[str]:
-    """One queue name, or several in priority order (first: highest)."""
-    names = [queues] if isinstance(queues, str) else list(queues)
-    if not names:
-        raise ValueError("a Worker needs at least one queue")
-    for name in names:
-        validate_name(name)
-    if len(set(names)) != len(names):
-        raise ValueError(f"a queue is named twice in {names!r}")
-    return names
-
-
-def is_async(handler: Callable[..., Any]) -> bool:
-    """Whether calling ``handler`` returns a coroutine (an ``async def``, or an object
-    whose ``__call__`` is one)."""
-    return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
-        getattr(handler, "__call__", None)  # noqa: B004
-    )
-
-
-@attrs.define
-class WorkerStats:
-    """What a worker has done since it started; ``in_flight``: messages in a handler."""
-
-    handled: int = 0
-    failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    in_flight: int = 0
-    started_at: float = attrs.field(factory=time.monotonic)
-
-    def summary(self) -> str:
-        up = time.monotonic() - self.started_at
-        return (
-            f"{self.handled} handled, {self.failed} failed ({self.retried} retried, "
-            f"{self.dead_lettered} dead-lettered) in {up:.1f} s, "
-            f"{self.handled / max(up, 1e-9):.1f} msg/s"
-        )
-
-
-@attrs.frozen
-class Failure:
-    """What a handler's exception makes of its message: a retry after ``delay`` seconds,
-    or (``delay`` None) the dead-letter list with ``reason``."""
-
-    reason: str
-    delay: float | None
-
-
-def judge(
-    guard: GuardCore, exc: BaseException, max_attempts: int, backoff: Backoff
-) -> Failure | None:
-    """Decide, and log, what a failed attempt becomes (None: the handler had already
-    settled the message itself, nothing more to do)."""
-    reason = f"{type(exc).__name__}: {exc}"
-    if guard.settled:
-        log.error(
-            "message %s attempt %d failed after settling: %s", guard.id, guard.attempts, reason
-        )
-        return None
-    if guard.attempts >= max_attempts:
-        log.error(
-            "message %s of queue %s attempt %d/%d failed, dead-lettered: %s\n%s",
-            guard.id,
-            guard.queue,
-            guard.attempts,
-            max_attempts,
-            reason,
-            "".join(traceback.format_exception(exc)).rstrip(),
-        )
-        return Failure(reason, None)
-    delay = backoff(guard.attempts)
-    log.warning(
-        "message %s of queue %s attempt %d/%d failed, retry in %.1f s: %s",
-        guard.id,
-        guard.queue,
-        guard.attempts,
-        max_attempts,
-        delay,
-        reason,
-    )
-    return Failure(reason, delay)
 
 
 class WorkerCore:
@@ -195,7 +105,7 @@ class WorkerCore:
         handler: Callable[[Any], Any],
         *,
         concurrency: int = 8,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int = checks.DEFAULT_MAX_ATTEMPTS,
         heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
         backoff: Backoff | None = None,
         prefetch: int | None = None,
@@ -210,16 +120,16 @@ class WorkerCore:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
         self._check_handler(handler)
-        check_count("concurrency", concurrency, 1)
-        check_count("max_attempts", max_attempts, 1)
-        prefetch = DEFAULT_PREFETCH if prefetch is None else check_count("prefetch", prefetch, 0)
+        checks.count("concurrency", concurrency, 1)
+        checks.count("max_attempts", max_attempts, 1)
+        prefetch = DEFAULT_PREFETCH if prefetch is None else checks.count("prefetch", prefetch, 0)
         if gc_interval is not None and not (
             isinstance(gc_interval, int | float) and gc_interval > 0
         ):
             raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
         if not isinstance(drain_timeout, int | float) or drain_timeout < 0:
             raise ValueError(f"drain_timeout must be >= 0 seconds, got {drain_timeout!r}")
-        self.queues = check_queues(queues)
+        self.queues = checks.queues(queues)
         self.handler = handler
         self.concurrency = concurrency
         self.max_attempts = max_attempts
@@ -287,12 +197,12 @@ class WorkerCore:
 
     # -- the loops ------------------------------------------------------------------------
 
-    def _fetching(self, lane: Lane) -> WorkerPlan[None]:
+    async def _fetching(self, lane: Lane) -> None:
         """A lane's fetch loop: take while there is room and every lane before it is
         empty; when its queue is empty, block on it, so a push starts at once."""
         lanes, consumer = self.lanes, lane.consumer
         while True:
-            yield Until(lambda: self.stopping or lanes.may_fetch(lane), True)
+            await Until(lambda: self.stopping or lanes.may_fetch(lane), True)
             if self.stopping:
                 return
             with self._hand:
@@ -300,26 +210,26 @@ class WorkerCore:
             # A thread would take the whole batch as one chunk: take it started.
             direct = room > 1 and self.pace.chunk(room) >= room
             started = time.perf_counter()
-            guards = yield Via(consumer, consumer._next_batch(room, 0, started=direct))
+            guards = await Via(consumer, consumer._next_batch(room, 0, started=direct))
             if len(guards) == room:  # the queue had enough: a fetch, not a wait
                 self.pace.fetched(time.perf_counter() - started)
             with self._hand:
                 lanes.add(lane, guards, room)  # short: the lanes below may fetch now
-            yield Notify(len(guards), room=True)
+            await Notify(len(guards), room=True)
             if not guards:
-                guards = yield Via(consumer, consumer._next_batch(room, consumer.block))
+                guards = await Via(consumer, consumer._next_batch(room, consumer.block))
                 with self._hand:
                     lanes.add(lane, guards, room)
-                yield Notify(len(guards), room=True)
+                await Notify(len(guards), room=True)
 
-    def _working(self) -> WorkerPlan[None]:
+    async def _working(self) -> None:
         """One thread's (task's) loop: ack what it finished and start its next chunk in
         one round trip, run the handler on the chunk, and again."""
         lanes = self.lanes
         acks: tuple[Lane, list[GuardCore]] | None = None
         while True:
             if acks is None:
-                yield Until(lambda: self.stopping or lanes.ready(), False)
+                await Until(lambda: self.stopping or lanes.ready(), False)
             with self._hand:
                 chunk = None if self.stopping else lanes.next_chunk()
                 self.stats.in_flight = lanes.running
@@ -327,47 +237,49 @@ class WorkerCore:
                 if self.stopping:
                     return
                 continue  # another loop took it first
-            acks = yield from self._step(acks, chunk)
+            acks = await self._step(acks, chunk)
             if chunk is not None:
                 with self._hand:
                     lanes.done(len(chunk[1]))
                     self.stats.in_flight = lanes.running
-                yield Notify(room=True)
+                await Notify(room=True)
 
-    def _step(
+    async def _step(
         self,
         acks: tuple[Lane, list[GuardCore]] | None,
         chunk: tuple[Lane, list[GuardCore], bool] | None,
-    ) -> WorkerPlan[tuple[Lane, list[GuardCore]] | None]:
+    ) -> tuple[Lane, list[GuardCore]] | None:
         if acks is not None and (chunk is None or acks[0] is not chunk[0]):
-            yield from self._send(acks[0], acks[1], [])
+            await self._send(acks[0], acks[1], [])
             acks = None
         if chunk is None:
             return None
         lane, guards, began = chunk
         pending = acks[1] if acks is not None else []
         if not began:  # the previous acks travel with this start
-            guards = yield from self._send(lane, pending, guards)
+            guards = await self._send(lane, pending, guards)
             pending = []
-        done = yield from self._handle(lane, guards)
+        done = await self._handle(lane, guards)
         done = pending + done  # a started chunk's (about a millisecond): acked after it
         return (lane, done) if done else None
 
-    def _send(self, lane: Lane, done: list[GuardCore], chunk: list[GuardCore]) -> WorkerPlan[Any]:
+    async def _send(
+        self, lane: Lane, done: list[GuardCore], chunk: list[GuardCore]
+    ) -> list[GuardCore]:
         """Ack ``done`` and start ``chunk`` of one queue in one round trip (a resent start
         knows it may have been applied); returns the guards to run."""
         consumer = lane.consumer
-        started = yield from self._settling(
+        started = await self._settling(
             lane,
             [*done, *chunk],
             "ack and start",
-            lambda again: consumer._settle_start(done, chunk, again),
+            lambda again: settle_start(consumer.held, done, chunk, again),
         )
         if done:
             self._acked(done)
         return started or []
 
-    def _handle(self, lane: Lane, guards: list[GuardCore]) -> WorkerPlan[list[GuardCore]]:
+    async def _handle(self, lane: Lane, guards: list[GuardCore]) -> list[GuardCore]:
         """Run the handler on a started chunk; returns the guards to ack. Acks of a chunk
         that runs long go out as it runs, not at its end."""
         done: list[GuardCore] = []
@@ -375,10 +287,10 @@ class WorkerCore:
         within = ACK_WITHIN if self.pace.per_message * len(guards) > ACK_WITHIN else None
         rest = guards
         while rest:
-            outcomes: list[Outcome] = yield RunChunk(lane.queue, rest, within)
+            outcomes: list[Outcome] = await RunChunk(lane.queue, rest, within)
             for guard, (exc, seconds) in zip(rest, outcomes, strict=False):
                 if exc is not None:
-                    yield from self._failed(lane, guard, exc)
+                    await self._failed(lane, guard, exc)
                 elif guard.settled:  # the handler settled it itself (pass_guard): handled
                     self._handled_itself(guard, seconds)
                 else:
@@ -387,7 +299,7 @@ class WorkerCore:
                         self._timings[guard] = seconds
             rest = rest[len(outcomes) :]
             if rest and done:
-                yield from self._send(lane, done, [])
+                await self._send(lane, done, [])
                 done = []
         self.pace.handled(time.perf_counter() - begun, len(guards))
         return done
@@ -405,7 +317,7 @@ class WorkerCore:
         if self.observer is not None:
             self.observer.acked(guard.queue, guard.id, seconds)
 
-    def _failed(self, lane: Lane, guard: GuardCore, exc: BaseException) -> WorkerPlan[None]:
+    async def _failed(self, lane: Lane, guard: GuardCore, exc: BaseException) -> None:
         self.stats.failed += 1
         failure = judge(guard, exc, self.max_attempts, self.backoff)
         if failure is None:
@@ -416,7 +328,7 @@ class WorkerCore:
         else:
             self.stats.retried += 1
             settle = partial(guard._retry, failure.delay)
-        yield from self._settling(lane, [guard], "settle", lambda again: settle())
+        await self._settling(lane, [guard], "settle", lambda again: settle())
         if self.observer is not None:
             self.observer.failed(guard.queue, guard.id, guard.attempts, exc, failure.delay)
             if failure.delay is None:
@@ -426,9 +338,9 @@ class WorkerCore:
         if report and self.observer is not None:
             self.observer.recovered(queue, report)
 
-    def _settling(
+    async def _settling(
         self, lane: Lane, guards: list[GuardCore], what: str, step: Callable[[bool], Plan[T]]
-    ) -> WorkerPlan[T | None]:
+    ) -> T | None:
         """Run a settling step, retrying connection errors with backoff until it succeeds,
         the worker is aborted, or the drain time after a stop runs out. Messages of a step
         given up on stay in Redis, and the consumer hands them back. ``step`` gets
@@ -436,14 +348,14 @@ class WorkerCore:
         pause, give_up, again = 0.05, None, False
         while True:
             try:
-                return (yield from step(again))
+                return await step(again)
             except TRANSIENT as exc:
                 again = True
                 if self.stopping and give_up is None:
                     give_up = time.monotonic() + self.drain_timeout
                 if self.aborted or (give_up is not None and time.monotonic() > give_up):
                     log.error("gave up trying to %s %d message(s): %s", what, len(guards), exc)
-                    lane.consumer.abandon([g.raw for g in guards])
+                    lane.consumer.held.abandon([g.raw for g in guards])
                     return None
                 log.warning(
                     "could not %s %d message(s) (%s); retrying in %.2f s",
@@ -452,17 +364,17 @@ class WorkerCore:
                     exc,
                     pause,
                 )
-                yield Pause(pause)
+                await Pause(pause)
                 pause = min(pause * 2, 2.0)
 
-    def _hand_back(self) -> WorkerPlan[None]:
+    async def _hand_back(self) -> None:
         """The fetching has stopped: hand every message no thread began back, uncounted."""
         with self._hand:
             began = self.lanes.unstarted()
         for lane in self.lanes.lanes:
-            release = partial(_release, lane.consumer, began[lane])
-            yield from self._settling(lane, began[lane], "hand back unstarted", release)
-        yield Notify(self.concurrency, room=True)
+            step = _releasing(lane.consumer.held, began[lane])
+            await self._settling(lane, began[lane], "hand back unstarted", step)
+        await Notify(self.concurrency, room=True)
 
     @staticmethod
     def _undeliverable(result: Any) -> None:
@@ -474,7 +386,6 @@ class WorkerCore:
         )
 
 
-def _release(consumer: Any, started: list[GuardCore], again: bool) -> Plan[int]:
-    """A consumer's unstarted messages back, uncounted, and those of ``started`` that no
-    thread began (safe to send again)."""
-    return consumer._release_prefetch(started)  # type: ignore[no-any-return]
+def _releasing(held: Held, started: list[GuardCore]) -> Callable[[bool], Plan[int]]:
+    """The step handing a lane's unstarted messages back (the same when sent again)."""
+    return lambda _again: release(held, started)

@@ -25,8 +25,9 @@ import msgpack
 
 from . import envelope, scripts
 from .client import TRANSIENT
+from .held import Held
 from .keys import QueueKeys
-from .plan import Call, Pause, Plan, batch, raise_any, script
+from .plan import Call, Pause, raise_any
 
 log = logging.getLogger("orizuru_py.heartbeat")
 
@@ -35,58 +36,42 @@ RECOVER_CHUNK = 1000  # messages moved per script call when a consumer closes or
 _RATE_WINDOW = 60.0  # seconds over which a consumer's published rates are taken
 
 
-class Beating(Protocol):
-    """What a heartbeat reads from (and tells) its consumer."""
-
-    id: str
-    handled: int
-    failed: int
-    cancels_pending: int
-    cancelled_ids: frozenset[str]
-
-    @property
-    def held(self) -> int: ...
-
-    def known_ids(self) -> list[str]: ...
-
-
 class Heartbeat:
     """One consumer's registration: its clock, its deadline, what it publishes."""
 
-    def __init__(self, keys: QueueKeys, consumer_id: str, name: str, timeout_ms: int) -> None:
-        self.keys, self.id, self.name, self.timeout_ms = keys, consumer_id, name, timeout_ms
+    def __init__(self, held: Held, name: str, timeout_ms: int) -> None:
+        self.held, self.name, self.timeout_ms = held, name, timeout_ms
+        self.keys, self.id = held.keys, held.consumer_id
         self.clock = (0, 0.0)  # (server ms, monotonic s) when the last beat was sent
         self.registered = False
         self._born_ms = envelope.now_ms()
         self._rates: deque[tuple[float, int, int]] = deque()
 
-    def beat(self, consumer: Beating, extra: Sequence[tuple[Any, ...]] = ()) -> Plan[None]:
+    async def beat(self, extra: Sequence[tuple[Any, ...]] = ()) -> None:
         """Register once with a fresh deadline and promote due delayed messages, in one
         round trip (``extra`` commands too); see pending cancellations."""
-        k = self.keys
-        calls = [
-            scripts.REGISTER.args(
-                (k.consumers, k.info, k.cancel), (self.id, self.timeout_ms, self.info(consumer))
-            ),
-            scripts.PROMOTE.args((k.delayed, k.queue), (PROMOTE_BATCH,)),
+        k, held = self.keys, self.held
+        calls: list[scripts.Command] = [
+            scripts.register(k, self.id, self.timeout_ms, self.info()),
+            scripts.promote(k, PROMOTE_BATCH),
             *extra,
         ]
         sent = time.monotonic()
-        replies = yield from batch(calls, [scripts.REGISTER, scripts.PROMOTE])
+        replies = await scripts.batch(calls)
         fresh, server_ms, pending = raise_any(replies[:1])[0]
         raise_any(replies[2:])
         if isinstance(replies[1], Exception):  # a foreign value in the delayed key, say
             log.warning("queue %s: could not promote delayed messages: %s", k.name, replies[1])
         self.clock = (int(server_ms), sent)
-        consumer.cancels_pending = pending
+        held.cancels_pending = pending
         if fresh:
             self.fresh(k.name)
-        ids = consumer.known_ids() if pending and consumer.held else []
+        ids = held.ids() if pending and held.count else []
         if ids:
-            marks = yield Call(("HMGET", k.cancel, *ids))
-            consumer.cancelled_ids = frozenset(i for i, m in zip(ids, marks, strict=True) if m)
-        elif consumer.cancelled_ids:
-            consumer.cancelled_ids = frozenset()
+            marks = await Call(("HMGET", k.cancel, *ids))
+            held.cancelled = frozenset(i for i, m in zip(ids, marks, strict=True) if m)
+        elif held.cancelled:
+            held.cancelled = frozenset()
 
     def deadline_ms(self) -> int:
         """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by
@@ -105,10 +90,10 @@ class Heartbeat:
             )
         self.registered = True
 
-    def info(self, consumer: Beating) -> bytes:
+    def info(self) -> bytes:
         """What the consumer publishes with each beat, for stats, top and metrics."""
         now = time.monotonic()
-        rates = self._rates
+        rates, consumer = self._rates, self.held
         rates.append((now, consumer.handled, consumer.failed))
         while len(rates) > 2 and now - rates[1][0] >= _RATE_WINDOW:
             rates.popleft()
@@ -121,7 +106,7 @@ class Heartbeat:
                 "pid": os.getpid(),
                 "started_ms": self._born_ms,
                 "timeout_ms": self.timeout_ms,
-                "held": consumer.held,
+                "held": consumer.count,
                 "handled": consumer.handled,
                 "failed": consumer.failed,
                 "acked_per_s": (consumer.handled - handled) / span if len(rates) > 1 else 0.0,
@@ -130,20 +115,21 @@ class Heartbeat:
         )
 
 
-class HasHeartbeat(Beating, Protocol):
+class HasHeartbeat(Protocol):
+    id: str
     heartbeat: Heartbeat
 
 
-def beat_forever(ref: weakref.ref[Any], tick: float) -> Plan[None]:
+async def beat_forever(ref: weakref.ref[Any], tick: float) -> None:
     """Beat every ``tick`` s while the consumer lives and is not closed. Holds the
     consumer only through ``ref`` between beats, so a consumer dropped without
     ``close()`` stops beating and the GC recovers what it took."""
-    while not (yield Pause(tick)):
+    while not (await Pause(tick)):
         consumer: HasHeartbeat | None = ref()
         if consumer is None:
             return
         try:
-            yield from consumer.heartbeat.beat(consumer)
+            await consumer.heartbeat.beat()
         except TRANSIENT as exc:
             log.warning("heartbeat of consumer %s failed: %s", consumer.id, exc)
         except Exception:
@@ -151,21 +137,16 @@ def beat_forever(ref: weakref.ref[Any], tick: float) -> Plan[None]:
         del consumer
 
 
-def recover(
+async def recover(
     keys: QueueKeys, member: str | bytes, max_attempts: int, mode: str
-) -> Plan[tuple[int, int, int, int]]:
+) -> tuple[int, int, int, int]:
     """Move a consumer's lists back to the queue in bounded steps (``mode`` "close" for
     its own close, "reap" for the GC, which moves only once its deadline passed).
     Returns (done, requeued, dead-lettered, handed back uncounted) summed over steps."""
-    processing, prefetch = keys.of_member(member.encode() if isinstance(member, str) else member)
-    k = keys
-    script_keys = (k.consumers, k.info, processing, prefetch, k.queue, k.dead, k.unique,
-                   k.unique_expiry, k.counts)  # fmt: skip
+    step = scripts.recover(keys, member, max_attempts, RECOVER_CHUNK, mode)
     requeued = dead = released = 0
     while True:
-        state, r, d, b = yield from script(
-            scripts.RECOVER, script_keys, (member, max_attempts, RECOVER_CHUNK, mode)
-        )
+        state, r, d, b = await step.run()
         requeued, dead, released = requeued + r, dead + d, released + b
         if state != 2:
             return int(state), requeued, dead, released

@@ -14,7 +14,7 @@ import math
 from collections import deque
 from typing import Any
 
-from .consumer import MAX_BATCH
+from .checks import MAX_BATCH
 from .guard import GuardCore
 
 CHUNK_SECONDS = 0.001  # a chunk should take about this long (one round trip per chunk)
@@ -79,10 +79,6 @@ class Lanes:
     def __init__(self, lanes: list[Lane], pace: Pace) -> None:
         self.lanes, self.pace = lanes, pace
         self.busy = self.running = 0
-
-    @property
-    def in_hand(self) -> int:
-        return self.running + sum(len(lane.waiting) for lane in self.lanes)
 
     def room(self, lane: Lane) -> int:
         """How many ``lane`` may take: a message for each idle thread and ``Pace.ahead``

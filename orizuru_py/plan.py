@@ -1,40 +1,50 @@
 """Plans: the queue's logic written once, for the blocking and the asyncio API.
 
-A plan is a generator that yields the requests it needs (``Call``, ``Batch``,
-``Load``, ``Pause``, ``Exclusive``) and is sent back each reply, or thrown the
-exception the request raised. It never touches a socket, a thread or an event
-loop. ``Driver`` performs the requests with a blocking client, ``AsyncDriver``
-(in ``orizuru_py.asyncio``) with an asyncio one; ``blocking``/``awaiting`` turn a
-plan method into the public method of each API. This is the sans-I/O design of
-h11 and wsproto: one copy of every rule, two thin ways to do the I/O.
+A plan is a coroutine (an ``async def``) that awaits requests: ``Call``, ``Batch``,
+``Load``, ``Pause``, ``Exclusive``. Awaiting a request hands it to whoever drives
+the plan, who sends back the reply or throws in the exception it raised; a plan
+never touches a socket, a thread or an event loop. ``Driver`` performs the
+requests with a blocking client, ``AsyncDriver`` (in ``orizuru_py.asyncio``) with
+an asyncio one; ``blocking``/``awaiting`` turn a plan method into the public
+method of each API. This is the sans-I/O design of h11 and wsproto: one copy of
+every rule, two thin ways to do the I/O. Being coroutines, plans get Python's own
+checks for free: one that is created and never run is reported ("coroutine ...
+was never awaited"), and tracebacks name each plan.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Coroutine, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
-from redis.exceptions import NoScriptError
-
-if TYPE_CHECKING:
-    from .scripts import Script
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
+Plan = Coroutine[Any, Any, T]
+
+
+class Request:
+    """Something a plan awaits: the driver performs it and the await returns the reply."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Request, Any, Any]:
+        return (yield self)
+
 
 @attrs.frozen
-class Call:
+class Call(Request):
     """One command; the reply is its result."""
 
     args: tuple[Any, ...]
 
 
 @attrs.frozen
-class Batch:
+class Batch(Request):
     """Commands sent in one round trip (a pipeline; ``transaction``: inside MULTI/EXEC).
     The reply is the list of results, an error in the place of a command that failed."""
 
@@ -43,51 +53,24 @@ class Batch:
 
 
 @attrs.frozen
-class Load:
-    """Load a script (on every primary of a cluster)."""
+class Load(Request):
+    """Load a script's ``source`` (on every primary of a cluster)."""
 
-    script: Script
+    source: str
 
 
 @attrs.frozen
-class Pause:
-    """Wait ``seconds``, or less once the owner is closed."""
+class Pause(Request):
+    """Wait ``seconds``, or less once the owner is closed; the reply: whether it is."""
 
     seconds: float
 
 
 @attrs.frozen
-class Exclusive:
+class Exclusive(Request):
     """Run ``plan`` holding the owner's lock (one take at a time; close waits for it)."""
 
     plan: Plan[Any]
-
-
-Op = Call | Batch | Load | Pause | Exclusive
-Plan = Generator[Op, Any, T]
-
-
-def script(s: Script, keys: Sequence[str | bytes], argv: Sequence[Any] = ()) -> Plan[Any]:
-    """Run a script by its SHA, loading it first where the server does not know it."""
-    try:
-        return (yield Call(s.args(keys, argv)))
-    except NoScriptError:
-        yield Load(s)
-        return (yield Call(s.args(keys, argv)))
-
-
-def batch(calls: Sequence[tuple[Any, ...]], scripts: Sequence[Script] = ()) -> Plan[list[Any]]:
-    """Send ``calls`` in one round trip. Where a server did not know one of ``scripts``
-    (NOSCRIPT: that call did nothing), load them and resend only those calls."""
-    replies: list[Any] = yield Batch(tuple(calls))
-    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-    if missing:
-        for s in scripts:
-            yield Load(s)
-        again = yield Batch(tuple(calls[i] for i in missing))
-        for i, reply in zip(missing, again, strict=True):
-            replies[i] = reply
-    return replies
 
 
 def raise_any(replies: list[Any]) -> list[Any]:
@@ -98,6 +81,15 @@ def raise_any(replies: list[Any]) -> list[Any]:
     return replies
 
 
+class UnknownRequest(TypeError):
+    """A plan awaited something its driver does not perform: a bug, never thrown back
+    into the plan (which could mistake it for a failed command)."""
+
+
+def unknown(op: object) -> UnknownRequest:
+    return UnknownRequest(f"a plan awaited {op!r}, which is no request this driver performs")
+
+
 class Driver:
     """Performs plans with a blocking redis-py client, one request at a time."""
 
@@ -106,7 +98,7 @@ class Driver:
         self.lock = threading.Lock()
         self.closed = threading.Event()
 
-    def run(self, plan: Generator[Any, Any, T]) -> T:
+    def run(self, plan: Plan[T]) -> T:
         """Perform each request of ``plan`` and hand it the reply (or the error) until it
         returns. The hot path of every call: one loop, no allocation per request."""
         send, throw, perform = plan.send, plan.throw, self._perform
@@ -115,12 +107,15 @@ class Driver:
             while True:
                 try:
                     reply = perform(op)
+                except UnknownRequest:
+                    plan.close()
+                    raise
                 except Exception as exc:
                     op = throw(exc)
                 else:
                     op = send(reply)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return cast(T, stop.value)
 
     def _perform(self, op: Any) -> Any:
         kind = type(op)
@@ -132,11 +127,13 @@ class Driver:
                 pipe.execute_command(*args)
             return pipe.execute(raise_on_error=False)
         if kind is Load:
-            return self.r.script_load(op.script.source)
+            return self.r.script_load(op.source)
         if kind is Pause:
             return self.closed.wait(op.seconds)
-        with self.lock:
-            return self.run(op.plan)
+        if kind is Exclusive:
+            with self.lock:
+                return self.run(op.plan)
+        raise unknown(op)
 
 
 class HasDriver(Protocol):
@@ -147,14 +144,22 @@ class HasDriver(Protocol):
 S = TypeVar("S", bound=HasDriver)
 
 
+def _named(method: Callable[..., Any], plan: Callable[..., Any]) -> None:
+    """Give ``method`` the public name of ``plan`` (``_ack`` -> ``ack``), in tracebacks too."""
+    name = plan.__name__.lstrip("_")
+    qualname = plan.__qualname__.rpartition(".")[0] + "." + name
+    method.__name__, method.__qualname__ = name, qualname.lstrip(".")
+    method.__code__ = method.__code__.replace(co_name=name, co_qualname=method.__qualname__)
+
+
 def blocking(plan: Callable[Concatenate[S, P], Plan[T]]) -> Callable[Concatenate[S, P], T]:
     """The blocking public method of a plan method (``ack = blocking(GuardCore._ack)``)."""
 
     @functools.wraps(plan)
     def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._driver.run(plan(self, *args, **kwargs))  # type: ignore[no-any-return]
+        return cast(T, self._driver.run(plan(self, *args, **kwargs)))
 
-    method.__name__ = method.__qualname__ = plan.__name__.lstrip("_")
+    _named(method, plan)
     return cast("Callable[Concatenate[S, P], T]", method)
 
 
@@ -165,7 +170,7 @@ def awaiting(
 
     @functools.wraps(plan)
     async def method(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._driver.run(plan(self, *args, **kwargs))  # type: ignore[no-any-return]
+        return cast(T, await self._driver.run(plan(self, *args, **kwargs)))
 
-    method.__name__ = method.__qualname__ = plan.__name__.lstrip("_")
+    _named(method, plan)
     return cast("Callable[Concatenate[S, P], Coroutine[Any, Any, T]]", method)

@@ -10,54 +10,22 @@ append-only file (``WAITAOF``), and raises ``NotConfirmed`` otherwise.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
-from . import envelope, scripts
+from . import checks, envelope, scripts
 from .client import eviction_probe, eviction_verdict
 from .codecs import Codec, MsgpackCodec
 from .errors import EncodeError, NotConfirmed
 from .keys import QueueKeys
-from .plan import Batch, Call, Driver, Load, Plan, blocking, raise_any, script
+from .plan import Batch, Call, Driver, Load, blocking, raise_any
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 DEFAULT_UNIQUE_FOR = 3600.0
 _CHUNK = 1000  # messages per command in push_many
-
-
-def seconds_to_ms(value: float | None, what: str, *, positive: bool = False) -> int:
-    """Validate a number of seconds (None: 0) and return whole milliseconds."""
-    if value is None:
-        return 0
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-        or (positive and value <= 0)
-    ):
-        kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{what} must be a {kind} number of seconds, got {value!r}")
-    return int(value * 1000)
-
-
-def to_delay_ms(delay: float | None) -> int:
-    return seconds_to_ms(delay, "delay")
-
-
-def _check_unique_key(key: object) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key or len(key) > envelope.MAX_UNIQUE_KEY:
-        raise ValueError(
-            f"unique_key must be a non-empty str of at most {envelope.MAX_UNIQUE_KEY} "
-            f"characters, got {key!r}"
-        )
-    return key
 
 
 class ProducerCore:
@@ -88,7 +56,7 @@ class ProducerCore:
             raise ValueError(f"replicas must be an int >= 0, got {replicas!r}")
         if not isinstance(fsync, bool):
             raise ValueError(f"fsync must be True or False, got {fsync!r}")
-        self._confirm_ms = seconds_to_ms(confirm_timeout, "confirm_timeout", positive=True)
+        self._confirm_ms = checks.ms(confirm_timeout, "confirm_timeout", positive=True)
         self.replicas, self.fsync = replicas, fsync
         self._cluster = isinstance(r, RedisCluster) or type(r).__name__ == "RedisCluster"
         if self._cluster and (replicas or fsync):
@@ -102,7 +70,7 @@ class ProducerCore:
     def queue(self) -> str:
         return self.keys.name
 
-    def _push(
+    async def _push(
         self,
         payload: Any,
         *,
@@ -110,27 +78,22 @@ class ProducerCore:
         unique_key: str | None = None,
         unique_for: float = DEFAULT_UNIQUE_FOR,
         ttl: float | None = None,
-    ) -> Plan[str]:
+    ) -> str:
         """Queue one message (visible after ``delay`` seconds); return its id, or, when
         ``unique_key`` names a live message, queue nothing and return that one's id."""
         delay_ms, unique_ms, ttl_ms = self._times(delay, unique_for, ttl)
-        key = _check_unique_key(unique_key)
+        key = checks.unique_key(unique_key)
         data = self._checked(self.codec.encode(payload))
         now = envelope.now_ms()
         mid = envelope.new_id(now)
         expires = now + delay_ms + ttl_ms if ttl_ms else None
         raw = envelope.encode(mid, now, data, 0, key, expires)
         plain = key is None and not delay_ms
-        reply = (
-            yield from self._send(
-                [self._command([(key, mid, raw)], delay_ms, unique_ms, plain)],
-                [mid],
-                many=False,
-            )
-        )[0]
+        command = self._command([(key, mid, raw)], delay_ms, unique_ms, plain)
+        reply = (await self._send([command], [mid], many=False))[0]
         return _ids(reply, [mid])[0]
 
-    def _push_many(
+    async def _push_many(
         self,
         payloads: Iterable[Any],
         *,
@@ -138,7 +101,7 @@ class ProducerCore:
         unique_keys: Iterable[str | None] | None = None,
         unique_for: float = DEFAULT_UNIQUE_FOR,
         ttl: float | None = None,
-    ) -> Plan[list[str]]:
+    ) -> list[str]:
         """Queue many messages in one round trip, all or none; return their ids in order
         (for a message whose unique key names a live one, that one's id). Every payload
         is encoded before anything is sent, so a bad one fails the call with nothing
@@ -147,13 +110,14 @@ class ProducerCore:
         items = list(payloads)
         keys: list[str | None] = [None] * len(items)
         if unique_keys is not None:
-            keys = [_check_unique_key(k) for k in unique_keys]
+            keys = [checks.unique_key(k) for k in unique_keys]
             if len(keys) != len(items):
                 raise ValueError(f"{len(keys)} unique_keys for {len(items)} payloads")
         unique = unique_keys is not None and any(k is not None for k in keys)
         ids, raws = self._encode(items, keys if unique else None, delay_ms, ttl_ms)
         if not raws:
             return []
+        calls: list[scripts.Command]
         if not delay_ms and not unique:  # the hot path: LPUSHes, no per-message tuples
             chunked = range(0, len(raws), _CHUNK)
             calls = [("LPUSH", self.keys.queue, *raws[i : i + _CHUNK]) for i in chunked]
@@ -163,7 +127,7 @@ class ProducerCore:
                 self._command(messages[start : start + _CHUNK], delay_ms, unique_ms, False)
                 for start in range(0, len(messages), _CHUNK)
             ]
-        replies = yield from self._send(calls, ids, many=True)
+        replies = await self._send(calls, ids, many=True)
         return [
             mid
             for i, reply in enumerate(replies)
@@ -174,9 +138,9 @@ class ProducerCore:
 
     def _times(self, delay: float | None, unique_for: float, ttl: float | None) -> tuple[int, ...]:
         return (
-            to_delay_ms(delay),
-            seconds_to_ms(unique_for, "unique_for", positive=True),
-            seconds_to_ms(ttl, "ttl", positive=True) if ttl is not None else 0,
+            checks.delay_ms(delay),
+            checks.ms(unique_for, "unique_for", positive=True),
+            checks.ms(ttl, "ttl", positive=True),
         )
 
     def _encode(
@@ -205,33 +169,23 @@ class ProducerCore:
             )
         return data
 
-    def _script(
-        self, messages: Sequence[tuple[str | None, str, bytes]], delay_ms: int, unique_ms: int
-    ) -> tuple[tuple[str, ...], list[Any]]:
-        """push.lua's keys and arguments for ``messages`` (unique key, id, bytes)."""
-        k = self.keys
-        argv: list[Any] = [delay_ms, unique_ms]
-        for key, mid, raw in messages:
-            argv += (key or "", mid, raw)
-        return (k.queue, k.delayed, k.unique, k.unique_expiry), argv
-
     def _command(
         self,
         messages: Sequence[tuple[str | None, str, bytes]],
         delay_ms: int,
         unique_ms: int,
         plain: bool,
-    ) -> tuple[Any, ...]:
+    ) -> scripts.Command:
         """One command queueing ``messages``: an LPUSH when ``plain`` (no delay, no unique
         key), else push.lua. A call's commands are all of one kind, so a server that lost
         its scripts (NOSCRIPT) refuses all of them and they can be sent again whole."""
         if plain:
             return ("LPUSH", self.keys.queue, *(raw for _, _, raw in messages))
-        return scripts.PUSH.args(*self._script(messages, delay_ms, unique_ms))
+        return scripts.push(self.keys, delay_ms, unique_ms, messages)
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send(self, calls: list[tuple[Any, ...]], ids: list[str], *, many: bool) -> Plan[list[Any]]:
+    async def _send(self, calls: list[scripts.Command], ids: list[str], *, many: bool) -> list[Any]:
         """Send the commands of one call and return their replies. A single push is one
         command (as is a push_many that fits in one); more go inside MULTI/EXEC (all or
         none). The first push of a producer
@@ -240,28 +194,28 @@ class ProducerCore:
         confirm = bool(self.replicas or self.fsync)
         head: list[tuple[Any, ...]] = []
         if self._fresh:
-            yield from self._check_fsync()
+            await self._check_fsync()
             head = [*eviction_probe(self.r), ("SADD", self.keys.registry, self.keys.name)]
         if self._cluster and head:  # the registry lives in another slot
-            replies = yield Batch(tuple(head))
+            replies = await Batch(tuple(head))
             if len(head) == 2:
                 eviction_verdict(self.r, replies[0])
             self._fresh, head = False, []
         if not head and not confirm and len(calls) == 1:  # one command is all or none
-            if calls[0][0] == "LPUSH":
-                return [(yield Call(calls[0]))]
-            return [(yield from script(scripts.PUSH, *_parts(calls[0])))]
+            only = calls[0]
+            return [await (only.run() if isinstance(only, scripts.ScriptCall) else Call(only))]
+        commands = [c.command if isinstance(c, scripts.ScriptCall) else c for c in calls]
         if self._cluster:  # MULTI goes through redis-py's cluster transaction
-            return raise_any((yield from _transaction(calls)))
-        body = [*calls]
+            return raise_any(await _transaction(commands))
+        body = [*commands]
         if many or confirm:
-            body = [("MULTI",), *calls, ("EXEC",)]
+            body = [("MULTI",), *commands, ("EXEC",)]
         if confirm:
             body.append(self._wait())
-        replies = yield Batch((*head, *body))
+        replies = await Batch((*head, *body))
         if _noscript(replies):  # the scripts were lost, so none of them ran: send it again
-            yield Load(scripts.PUSH)
-            replies = yield Batch((*head, *body))
+            await Load(scripts.PUSH.source)
+            replies = await Batch((*head, *body))
         if head:
             if len(head) == 2:
                 eviction_verdict(self.r, replies[0])
@@ -272,11 +226,11 @@ class ProducerCore:
             tail = tail[:-1]
         return raise_any(list(tail[-1])) if (many or confirm) else tail
 
-    def _check_fsync(self) -> Plan[None]:
+    async def _check_fsync(self) -> None:
         """With ``fsync``, that the server can confirm writes to its append-only file."""
         if self.fsync:
             try:
-                yield Call(("WAITAOF", 1, 0, 0))
+                await Call(("WAITAOF", 1, 0, 0))
             except ResponseError as exc:
                 raise ValueError(
                     f"fsync=True needs WAITAOF (Redis 7.2+ or Valkey) and appendonly yes on "
@@ -304,18 +258,12 @@ def _noscript(replies: list[Any]) -> bool:
     )
 
 
-def _transaction(calls: list[tuple[Any, ...]]) -> Plan[list[Any]]:
-    replies: list[Any] = yield Batch(tuple(calls), transaction=True)
+async def _transaction(calls: list[tuple[Any, ...]]) -> list[Any]:
+    replies: list[Any] = await Batch(tuple(calls), transaction=True)
     if _noscript(replies):
-        yield Load(scripts.PUSH)
-        replies = yield Batch(tuple(calls), transaction=True)
+        await Load(scripts.PUSH.source)
+        replies = await Batch(tuple(calls), transaction=True)
     return replies
-
-
-def _parts(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """(keys, argv) of an EVALSHA command."""
-    n = args[2]
-    return args[3 : 3 + n], args[3 + n :]
 
 
 def _ids(reply: Any, own: list[str]) -> list[str]:

@@ -1,10 +1,11 @@
-"""The Lua scripts in ``scripts/``, loaded once and run by SHA.
+"""The Lua scripts in ``scripts/``, loaded once and run by SHA, and one binding per
+script that builds its keys and arguments: the only place that knows their order.
 
-redis-py's own ``Script`` in a pipeline asks ``SCRIPT EXISTS`` on every
-execute, a second round trip; ours sends ``EVALSHA`` alone and loads the script
-only when the server answers ``NOSCRIPT`` (first use, or after a restart; see
-``plan.script``). Inside MULTI/EXEC a ``NOSCRIPT`` would leave the rest of the
-transaction applied, so there the source goes along (``eval_args``).
+redis-py's own ``Script`` in a pipeline asks ``SCRIPT EXISTS`` on every execute, a
+second round trip; ours sends ``EVALSHA`` alone and loads the script only when the
+server answers ``NOSCRIPT`` (first use, or after a restart). Each script is sent
+with only the lib.lua helpers it calls: every function defined costs the server
+time on every call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
+
+import attrs
+from redis.exceptions import NoScriptError
+
+from .envelope import packed_ids
+from .keys import QueueKeys
+from .plan import Batch, Call, Load
 
 _DIR = resources.files(__package__) / "scripts"
 _HELPER = re.compile(r"\boz_\w+")
@@ -39,8 +47,7 @@ def _code(lua: str) -> str:
 
 
 def _with_helpers(body: str) -> str:
-    """``body`` after the lib.lua functions it uses, directly or through each other.
-    Only those: every function defined costs the server time on every call."""
+    """``body`` after the lib.lua functions it uses, directly or through each other."""
     needed: list[str] = []
     todo = _HELPER.findall(_code(body))
     while todo:
@@ -54,31 +61,57 @@ def _with_helpers(body: str) -> str:
 
 
 class Script:
-    """One ``.lua`` file from ``scripts/``, after the lib.lua helpers it uses."""
+    """One ``.lua`` file of ``scripts/``, after the lib.lua helpers it uses."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.source = _with_helpers((_DIR / f"{name}.lua").read_text(encoding="utf-8"))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def args(self, keys: Sequence[str | bytes], argv: Sequence[Any]) -> tuple[Any, ...]:
-        """The EVALSHA command, for ``execute_command`` on a client or a pipeline."""
-        return ("EVALSHA", self.sha, len(keys), *keys, *argv)
+    def __repr__(self) -> str:
+        return f"Script({self.name!r})"
 
-    def __call__(self, r: Any, keys: Sequence[str | bytes], argv: Sequence[Any] = ()) -> Any:
-        """Run it with a blocking client (operators' tools and tests; the queue's own
-        parts run it inside their plans)."""
-        from .plan import Driver, script
 
-        return Driver(r).run(script(self, keys, argv))
+@attrs.frozen
+class ScriptCall:
+    """One run of a script, with the keys and arguments its binding built."""
 
-    def load(self, r: Any) -> None:
-        """Load the script into a blocking client's server (a cluster: every primary)."""
-        r.script_load(self.source)
+    script: Script
+    keys: tuple[str | bytes, ...]
+    argv: tuple[Any, ...]
 
-    def eval_args(self, keys: Sequence[str | bytes], argv: Sequence[Any]) -> tuple[Any, ...]:
-        """The EVAL command: the source travels along (for MULTI/EXEC)."""
-        return ("EVAL", self.source, len(keys), *keys, *argv)
+    @property
+    def command(self) -> tuple[Any, ...]:
+        """The EVALSHA command, to send alone or among others (``batch``)."""
+        return ("EVALSHA", self.script.sha, len(self.keys), *self.keys, *self.argv)
+
+    async def run(self) -> Any:
+        """Run it, loading it first where the server does not know it."""
+        try:
+            return await Call(self.command)
+        except NoScriptError:
+            await Load(self.script.source)
+            return await Call(self.command)
+
+
+Command = tuple[Any, ...] | ScriptCall
+Pushed = tuple[str | None, str, bytes]  # a message to push: unique key, id, bytes
+
+
+async def batch(calls: Sequence[Command]) -> list[Any]:
+    """Send ``calls`` (commands and script runs) in one round trip, not a transaction.
+    Where a server did not know a script (NOSCRIPT: that call did nothing), load it and
+    resend only those calls."""
+    commands = tuple(c.command if isinstance(c, ScriptCall) else c for c in calls)
+    replies: list[Any] = await Batch(commands)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        for script in {id(c.script): c.script for c in calls if isinstance(c, ScriptCall)}.values():
+            await Load(script.source)
+        again = await Batch(tuple(commands[i] for i in missing))
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    return replies
 
 
 # A message's way: pushed, taken, started (workers), settled.
@@ -105,3 +138,142 @@ REVIVE = Script("revive")
 FIND = Script("find")
 CANCEL_MARK = Script("cancel_mark")
 CANCEL_END = Script("cancel_end")
+
+# -- the bindings: each script's keys, in its order, and its arguments ----------------------
+# Lists of messages travel as their packed ids (envelope.packed_ids), oldest first.
+
+Key = str | bytes
+
+
+def push(k: QueueKeys, delay_ms: int, unique_ms: int, messages: Sequence[Pushed]) -> ScriptCall:
+    """Queue messages (unique key or "", id, bytes) now or after ``delay_ms``; returns the
+    ids, each its own or the live one a unique key names."""
+    argv: list[Any] = [delay_ms, unique_ms]
+    for key, mid, raw in messages:
+        argv += (key or "", mid, raw)
+    return ScriptCall(PUSH, (k.queue, k.delayed, k.unique, k.unique_expiry), tuple(argv))
+
+
+def take(
+    k: QueueKeys, dest: str, processing: str, consumer: str, deadline_ms: int, n: int,
+    started: bool,
+) -> ScriptCall:  # fmt: skip
+    """Register ``consumer`` until ``deadline_ms`` and move up to ``n`` waiting messages to
+    ``dest`` (``started``: a quick worker's batch straight to ``processing``)."""
+    keys = (k.consumers, k.queue, dest, k.paused, k.cancel, k.unique, k.unique_expiry,
+            k.counts, processing)  # fmt: skip
+    return ScriptCall(TAKE, keys, (consumer, deadline_ms, n, "started" if started else ""))
+
+
+def start(
+    k: QueueKeys, prefetch: str, processing: str, raws: Sequence[bytes], resent: bool
+) -> ScriptCall:
+    """Move a worker's chunk from its prefetch list to its processing list."""
+    keys = (prefetch, processing, k.cancel, k.unique, k.unique_expiry, k.counts)
+    return ScriptCall(START, keys, ("1" if resent else "0", packed_ids(raws), len(raws)))
+
+
+def ack(
+    k: QueueKeys, processing: str, raws: Sequence[bytes], unique_at: Sequence[int]
+) -> ScriptCall:
+    """Remove acknowledged messages; ``unique_at``: the positions (from 1) of those that
+    carry a unique key, to free it."""
+    keys = (processing, k.cancel, k.unique, k.unique_expiry)
+    return ScriptCall(ACK, keys, (packed_ids(raws), len(raws), *unique_at))
+
+
+def move(k: QueueKeys, processing: str, target: str, raw: bytes, free_unique: bool) -> ScriptCall:
+    """Move one message to the back of ``target`` (the unack list, or a queue of this slot)."""
+    keys = (processing, target, k.unique, k.unique_expiry)
+    return ScriptCall(MOVE, keys, (packed_ids([raw]), "1" if free_unique else "0"))
+
+
+def retry(k: QueueKeys, processing: str, raw: bytes, delay_ms: int) -> ScriptCall:
+    """Move one message to the delayed set, a delivery counted."""
+    return ScriptCall(RETRY, (processing, k.delayed), (packed_ids([raw]), delay_ms))
+
+
+def dead_letter(k: QueueKeys, source: str, reason: str, raws: Sequence[bytes]) -> ScriptCall:
+    """Move messages of ``source`` (a consumer's list) to the dead-letter list."""
+    keys = (source, k.dead, k.cancel, k.unique, k.unique_expiry)
+    return ScriptCall(DEAD_LETTER, keys, (reason, "ids", packed_ids(raws)))
+
+
+def dead_letter_garbage(k: QueueKeys, source: str, reason: str, raw: bytes) -> ScriptCall:
+    """Move bytes that are no message at all (no id to find them by) to the dead list."""
+    keys = (source, k.dead, k.cancel, k.unique, k.unique_expiry)
+    return ScriptCall(DEAD_LETTER, keys, (reason, "raw", raw))
+
+
+def drop(k: QueueKeys, source: str, why: str, raws: Sequence[bytes]) -> ScriptCall:
+    """Take messages out of ``source`` undelivered, counted: ``why`` "expired" or
+    "cancelled" (only those with a pending cancellation)."""
+    keys = (source, k.cancel, k.unique, k.unique_expiry, k.counts)
+    return ScriptCall(DROP, keys, (why, packed_ids(raws)))
+
+
+def release(k: QueueKeys, prefetch: str, limit: int) -> ScriptCall:
+    """Hand up to ``limit`` unstarted messages back to the front, uncounted."""
+    return ScriptCall(RELEASE, (prefetch, k.queue), (limit,))
+
+
+def hand_back(k: QueueKeys, source: str, raws: Sequence[bytes]) -> ScriptCall:
+    """Hand messages of ``source`` no application code saw back to the front, uncounted."""
+    return ScriptCall(HAND_BACK, (source, k.queue), (packed_ids(raws),))
+
+
+def register(k: QueueKeys, consumer: str, timeout_ms: int, info: bytes) -> ScriptCall:
+    """A heartbeat: ``consumer`` registered until now + ``timeout_ms``, ``info`` beside."""
+    return ScriptCall(REGISTER, (k.consumers, k.info, k.cancel), (consumer, timeout_ms, info))
+
+
+def recover(k: QueueKeys, member: Key, max_attempts: int, limit: int, mode: str) -> ScriptCall:
+    """Move a chunk of a consumer's lists back to the queue (``mode`` "close" or "reap")."""
+    processing, prefetch = k.of_member(member.encode() if isinstance(member, str) else member)
+    keys = (k.consumers, k.info, processing, prefetch, k.queue, k.dead, k.unique,
+            k.unique_expiry, k.counts)  # fmt: skip
+    return ScriptCall(RECOVER, keys, (member, max_attempts, limit, mode))
+
+
+def expired(k: QueueKeys, limit: int) -> ScriptCall:
+    """The server's time, consumers past their deadline, the next deadline."""
+    return ScriptCall(EXPIRED, (k.consumers,), (limit,))
+
+
+def requeue_unack(k: QueueKeys, max_attempts: int, limit: int) -> ScriptCall:
+    """Return rejected messages to the queue, counted, or dead-letter them."""
+    keys = (k.unack, k.queue, k.dead, k.unique, k.unique_expiry, k.counts)
+    return ScriptCall(REQUEUE_UNACK, keys, (max_attempts, limit))
+
+
+def promote(k: QueueKeys, limit: int) -> ScriptCall:
+    """Move up to ``limit`` due delayed messages to the queue."""
+    return ScriptCall(PROMOTE, (k.delayed, k.queue), (limit,))
+
+
+def sweep(k: QueueKeys, limit: int, cursor: Any, max_age_ms: int) -> ScriptCall:
+    """Forget lapsed unique keys and stale cancellation marks, a page per call."""
+    return ScriptCall(SWEEP, (k.unique, k.unique_expiry, k.cancel), (limit, cursor, max_age_ms))
+
+
+def revive(k: QueueKeys, limit: int) -> ScriptCall:
+    """Move up to ``limit`` dead letters back to the queue, fresh counts."""
+    return ScriptCall(REVIVE, (k.dead, k.queue), (limit,))
+
+
+def find(
+    k: QueueKeys, target: Key, kind: str, message_id: str, first: int, size: int, action: str
+) -> ScriptCall:
+    """Look through one page of ``target`` for a message and act on it."""
+    keys = (target, k.queue, k.cancel, k.unique, k.unique_expiry, k.counts)
+    return ScriptCall(FIND, keys, (kind, message_id, first, size, action))
+
+
+def cancel_mark(k: QueueKeys, message_id: str) -> ScriptCall:
+    """Mark a message cancelled, so every take that meets it drops it."""
+    return ScriptCall(CANCEL_MARK, (k.cancel,), (message_id,))
+
+
+def cancel_end(k: QueueKeys, message_id: str, seen: str) -> ScriptCall:
+    """Decide a cancellation from where the message was ``seen``."""
+    return ScriptCall(CANCEL_END, (k.cancel,), (message_id, seen))

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from .checks import is_async
 from .client import TRANSIENT
 from .collector import GarbageCollector
 from .consumer import Consumer
@@ -49,10 +50,8 @@ from .handling import (
     Until,
     Via,
     WorkerCore,
-    WorkerPlan,
-    is_async,
 )
-from .plan import Driver
+from .plan import Driver, Plan
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "DEFAULT_GC_INTERVAL", "Worker"]
 
@@ -179,7 +178,7 @@ class Worker(WorkerCore):
                             "messages", self.consumer.id)  # fmt: skip
             self._stopped()
 
-    def _thread(self, plan: WorkerPlan[None], name: str) -> threading.Thread:
+    def _thread(self, plan: Plan[None], name: str) -> threading.Thread:
         def guarded() -> None:
             try:
                 self._driver.run(plan)

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import redis
 
-from orizuru_py import Consumer, GarbageCollector, Producer, Queue, QueueKeys
-from orizuru_py.envelope import packed_ids
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue, QueueKeys, scripts
+from orizuru_py.chunks import release
 from tests.support import wait_for
 
 STALL_LIMIT_US = 50_000  # the scripts these replace ran 1 to 5 s
@@ -55,7 +55,7 @@ def test_handing_back_20000_unstarted_messages_never_stalls_the_server(
     taken = consumer.next_batch(10_000, timeout=5) + consumer.next_batch(10_000, timeout=5)
     assert len(taken) == 20_000
     with slow_scripts(r, queue) as slow:
-        moved = consumer._driver.run(consumer._release_prefetch())
+        moved = consumer._driver.run(release(consumer.held))
     assert moved == 20_000 and r.llen(QueueKeys(queue).queue) == 20_000
     assert slow == [], f"commands that held the server over {STALL_LIMIT_US} µs: {slow}"
     consumer.close()
@@ -112,13 +112,10 @@ def test_requeueing_dead_letters_never_stalls_the_server(
     assert slow == [], f"commands that held the server over {STALL_LIMIT_US} µs: {slow}"
 
 
-def _dead_letter_all(consumer: Consumer, guards: list[Any]) -> Any:
-    from orizuru_py import scripts
-    from orizuru_py.plan import script
-
-    packed = packed_ids(g.raw for g in guards)
-    yield from script(scripts.DEAD_LETTER, consumer.dead_letter_keys, ("test", "ids", packed))
-    consumer.forget([g.raw for g in guards])
+async def _dead_letter_all(consumer: Consumer, guards: list[Any]) -> None:
+    raws = [g.raw for g in guards]
+    await scripts.dead_letter(consumer.keys, consumer.processing_key, "test", raws).run()
+    consumer.held.forget(raws)
 
 
 # -- a failing script changes nothing ------------------------------------------------------

@@ -82,7 +82,7 @@ def test_next_batch_takes_at_most_n_in_order(api: Api, r: redis.Redis, queue: st
 
 def test_ack_many_is_one_round_trip(redis_url: str, r: redis.Redis, queue: str) -> None:
     Producer(r, queue).push_many(list(range(500)))
-    scripts.ACK.load(r)  # a server that already knows the script, as in steady state
+    r.script_load(scripts.ACK.source)  # a server that already knows the script, as in steady state
     client, trips = counting_client(redis_url)
     with Consumer(client, queue) as consumer:
         guards = consumer.next_batch(500, timeout=5.0)

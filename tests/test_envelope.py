@@ -11,6 +11,7 @@ from orizuru_py import DeadLetter, DecodeError, scripts
 from orizuru_py import envelope as env
 from orizuru_py.envelope import Envelope
 from orizuru_py.keys import QueueKeys
+from orizuru_py.plan import Driver
 
 HEADER = b"OZ\x01\x00\x00\x00\x00"  # magic, version, deliveries
 BODY = (1_700_000_000_000).to_bytes(8, "big") + b"\x0c" + b"0123456789ab" + b"payload"
@@ -114,10 +115,8 @@ def test_dead_letter_decodes_a_record_written_by_the_lua_script(r: redis.Redis, 
     reason = "délai dépassé ✓"  # multi-byte: the script counts bytes, not characters
     r.lpush(keys.processing("c@1"), original.encode())
     server_before = int(r.time()[0]) * 1000
-    script_keys = (keys.processing("c@1"), keys.dead, keys.cancel, keys.unique, keys.unique_expiry)
-    moved = scripts.DEAD_LETTER(
-        r, script_keys, (reason, "ids", env.packed_ids([original.encode()]))
-    )
+    step = scripts.dead_letter(keys, keys.processing("c@1"), reason, [original.encode()])
+    moved = Driver(r).run(step.run())
     server_after = (int(r.time()[0]) + 1) * 1000
     assert moved == 1
     records = r.lrange(keys.dead, 0, -1)

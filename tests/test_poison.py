@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from orizuru_py import Consumer, DeadLetter, GarbageCollector, Producer, QueueKeys
+from orizuru_py.chunks import settle_start
 from tests.handlers import calls
 from tests.support import wait_for
 
@@ -134,7 +135,7 @@ def test_what_a_worker_took_but_never_started_comes_back_uncounted(
     ids = Producer(r, queue).push_many(["a", "b", "c"])
     consumer = Consumer(r, queue, heartbeat_timeout=0.3, prefetch=True)
     taken = consumer.next_batch(3, timeout=1.0)
-    started = consumer._driver.run(consumer._settle_start([], taken[:1]))
+    started = consumer._driver.run(settle_start(consumer.held, [], taken[:1]))
     assert [g.id for g in started] == ids[:1]
     consumer.stop_heartbeat()  # the worker dies: one message started, two only taken
     wait_for(lambda: GarbageCollector(r, queue).collect().consumers_reaped, timeout=5)

@@ -64,8 +64,8 @@ def test_a_thread_of_ours_that_dies_stops_the_worker_loudly_and_the_gc_recovers(
     )
     original = WorkerCore._send
 
-    def broken_after_start(self: WorkerCore, lane: Any, done: Any, chunk: Any) -> Any:
-        started = yield from original(self, lane, done, chunk)
+    async def broken_after_start(self: WorkerCore, lane: Any, done: Any, chunk: Any) -> Any:
+        started = await original(self, lane, done, chunk)
         if not chunk:  # an ack: a bug of ours here kills the thread
             raise RuntimeError("a bug in the worker")
         return started

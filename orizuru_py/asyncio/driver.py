@@ -7,10 +7,9 @@ request awaited instead of called; nothing else differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from ..plan import Batch, Call, Load, Pause
+from ..plan import Batch, Call, Exclusive, Load, Pause, Plan, UnknownRequest, unknown
 
 T = TypeVar("T")
 
@@ -23,19 +22,22 @@ class AsyncDriver:
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()
 
-    async def run(self, plan: Generator[Any, Any, T]) -> T:
+    async def run(self, plan: Plan[T]) -> T:
         send, throw, perform = plan.send, plan.throw, self._perform
         try:
             op = send(None)
             while True:
                 try:
                     reply = await perform(op)
+                except UnknownRequest:
+                    plan.close()
+                    raise
                 except Exception as exc:
                     op = throw(exc)
                 else:
                     op = send(reply)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return cast(T, stop.value)
 
     async def _perform(self, op: Any) -> Any:
         kind = type(op)
@@ -47,12 +49,14 @@ class AsyncDriver:
                 pipe.execute_command(*args)
             return await pipe.execute(raise_on_error=False)
         if kind is Load:
-            return await self.r.script_load(op.script.source)
+            return await self.r.script_load(op.source)
         if kind is Pause:
             try:
                 await asyncio.wait_for(self.closed.wait(), op.seconds)
             except TimeoutError:
                 return False
             return True
-        async with self.lock:  # Exclusive
-            return await self.run(op.plan)
+        if kind is Exclusive:
+            async with self.lock:
+                return await self.run(op.plan)
+        raise unknown(op)

@@ -25,9 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..checks import is_async
 from ..client import TRANSIENT
 from ..errors import WorkerCrashed
-from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore, WorkerPlan, is_async
+from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
+from ..plan import Plan
 from .collector import GarbageCollector
 from .consumer import Consumer
 from .driver import AsyncDriver
@@ -206,7 +208,7 @@ class Worker(WorkerCore):
             if cancelled:
                 raise asyncio.CancelledError
 
-    def _task(self, plan: WorkerPlan[None], name: str) -> asyncio.Task[None]:
+    def _task(self, plan: Plan[None], name: str) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(
             self._driver.run(plan), name=f"orizuru-{name}"
         )

@@ -19,7 +19,8 @@ from typing import Any, NoReturn
 
 import redis
 
-from ..consumer import DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
+from ..checks import DEFAULT_MAX_ATTEMPTS
+from ..consumer import DEFAULT_HEARTBEAT_TIMEOUT
 from ..keys import QueueKeys, validate_name
 from ..worker import DEFAULT_GC_INTERVAL
 from . import bench, logs

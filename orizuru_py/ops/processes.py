@@ -36,8 +36,8 @@ import redis.asyncio.sentinel
 import redis.sentinel
 
 from ..asyncio import Worker as AsyncWorker
+from ..checks import is_async
 from ..codecs import Codec
-from ..handling import is_async
 from ..worker import Worker
 from . import logs
 

@@ -14,12 +14,12 @@ from typing import Any
 import attrs
 import msgpack
 
-from .. import envelope, scripts
+from .. import checks, envelope, scripts
 from ..codecs import Codec, MsgpackCodec
 from ..deadletter import DeadLetter
 from ..errors import DecodeError
 from ..keys import QueueKeys, registry
-from ..plan import Batch, Call, Driver, Plan, blocking, raise_any, script
+from ..plan import Batch, Call, Driver, blocking, raise_any
 
 WHERE = ("waiting", "delayed", "unacked", "dead")
 MAX_PEEK = 1000
@@ -222,7 +222,7 @@ class Queue:
         revived = kept = 0
         while revived + kept < total:
             limit = min(_PAGE, total - revived - kept)
-            n, g = self._driver.run(script(scripts.REVIVE, (k.dead, k.queue), (limit,)))
+            n, g = self._driver.run(scripts.revive(k, limit).run())
             revived, kept = revived + n, kept + g
             if n + g < limit:
                 break
@@ -261,72 +261,63 @@ class Queue:
         """Drop the queue from the registry (``Queue.all``); its keys are left alone."""
         self.r.srem(self.keys.registry, self.name)
 
-    def _cancel(self, message_id: str) -> Plan[bool]:
+    async def _cancel(self, message_id: str) -> bool:
         """Make sure a waiting or delayed message is never delivered: True. A message in
         a handler is not interrupted (False), but its guard's ``cancelled`` turns True."""
-        return (yield from _cancel(self, message_id))
+        return await _cancel(self, message_id)
 
     cancel = blocking(_cancel)
 
     def _find(self, key: str, kind: str, message_id: str, action: str) -> int | None:
-        return self._driver.run(_find(self.keys, key, kind, _check_id(message_id), action))
+        return self._driver.run(_find(self.keys, key, kind, checks.message_id(message_id), action))
 
 
-def _check_id(message_id: object) -> str:
-    if not isinstance(message_id, str) or not message_id or len(message_id) > 255:
-        raise ValueError(f"a message id is a non-empty str, got {message_id!r}")
-    return message_id
-
-
-def _batch(calls: Sequence[tuple[Any, ...]], transaction: bool = False) -> Plan[list[Any]]:
-    replies: list[Any] = yield Batch(tuple(calls), transaction)
+async def _batch(calls: Sequence[tuple[Any, ...]], transaction: bool = False) -> list[Any]:
+    replies: list[Any] = await Batch(tuple(calls), transaction)
     return replies
 
 
-def _find(
+async def _find(
     keys: QueueKeys, key: str | bytes, kind: str, message_id: str, action: str
-) -> Plan[int | None]:
+) -> int | None:
     """Search ``key`` a page per call for ``message_id`` and act on it; its index or None."""
-    k = keys
-    script_keys = (key, k.queue, k.cancel, k.unique, k.unique_expiry, k.counts)
     start = 0
     while start != -1:
-        index, _, start = yield from script(
-            scripts.FIND, script_keys, (kind, message_id, start, _PAGE, action)
-        )
+        step = scripts.find(keys, key, kind, message_id, start, _PAGE, action)
+        index, _, start = await step.run()
         if index != -1:
             return int(index)
     return None
 
 
-def _cancel(q: Queue, message_id: str) -> Plan[bool]:
+async def _cancel(q: Queue, message_id: str) -> bool:
     """Mark, then look where a message can wait (delayed, unacked, waiting: in the order
     messages flow, so a move during the search cannot carry it past), then in the
     consumers' hands. Every take that meets the mark meanwhile drops it."""
-    message_id = _check_id(message_id)
+    message_id = checks.message_id(message_id)
     k = q.keys
-    mark = yield from script(scripts.CANCEL_MARK, (k.cancel,), (message_id,))
+    mark = await scripts.cancel_mark(k, message_id).run()
     state = mark.decode() if isinstance(mark, bytes) else str(mark)
     if state in ("p", "d"):
         return True
     if state == "f":
         return False
     for key, kind in ((k.delayed, "zset"), (k.unack, "list"), (k.queue, "list")):
-        if (yield from _find(k, key, kind, message_id, "cancel")) is not None:
+        if (await _find(k, key, kind, message_id, "cancel")) is not None:
             return True
     seen = ""
-    for member in (yield Call(("ZRANGE", k.consumers, 0, -1))):
+    for member in await Call(("ZRANGE", k.consumers, 0, -1)):
         processing, prefetch = k.of_member(member)
         for held, where in ((processing, "processing"), (prefetch, "prefetch")):
-            if (yield from _find(k, held, "list", message_id, "find")) is not None:
+            if (await _find(k, held, "list", message_id, "find")) is not None:
                 seen = where
                 break
         if seen:
             break
-    return bool((yield from script(scripts.CANCEL_END, (k.cancel,), (message_id, seen))))
+    return bool(await scripts.cancel_end(k, message_id, seen).run())
 
 
-def _stats(queues: list[QueueKeys]) -> Plan[list[QueueStats]]:
+async def _stats(queues: list[QueueKeys]) -> list[QueueStats]:
     calls: list[tuple[Any, ...]] = [("TIME",)]
     for k in queues:
         calls += [
@@ -340,7 +331,7 @@ def _stats(queues: list[QueueKeys]) -> Plan[list[QueueStats]]:
             ("HGETALL", k.info),
             ("LINDEX", k.queue, -1),
         ]
-    replies = raise_any((yield Batch(tuple(calls))))
+    replies = raise_any(await Batch(tuple(calls)))
     seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
     per = [replies[1 + 9 * i : 10 + 9 * i] for i in range(len(queues))]
@@ -349,7 +340,7 @@ def _stats(queues: list[QueueKeys]) -> Plan[list[QueueStats]]:
         reply[6] = _pairs(reply[6])
         for member, _ in reply[6]:
             lengths += [("LLEN", key) for key in k.of_member(member)]
-    held = iter(raise_any((yield Batch(tuple(lengths)))) if lengths else [])
+    held = iter(raise_any(await Batch(tuple(lengths))) if lengths else [])
     return [_queue_stats(k, reply, now_ms, held) for k, reply in zip(queues, per, strict=True)]
 
 

@@ -1,0 +1,81 @@
+"""The plan machinery: drivers perform what plans await, and refuse what they cannot;
+a plan created and never run is reported; tracebacks name the public method."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import traceback
+
+import pytest
+import redis
+
+from orizuru_py import AlreadySettled, Consumer, Producer
+from orizuru_py.asyncio.driver import AsyncDriver
+from orizuru_py.plan import Call, Driver, UnknownRequest
+
+
+async def _ping_twice() -> list[bytes]:
+    return [await Call(("ECHO", b"a")), await Call(("ECHO", b"b"))]
+
+
+def test_the_blocking_driver_runs_a_plan_and_returns_its_result(r: redis.Redis) -> None:
+    assert Driver(r).run(_ping_twice()) == [b"a", b"b"]
+
+
+def test_a_command_error_is_thrown_into_the_plan_which_may_handle_it(r: redis.Redis) -> None:
+    async def plan() -> str:
+        try:
+            await Call(("NO-SUCH-COMMAND",))
+        except redis.ResponseError:
+            return "handled"
+        return "not raised"
+
+    assert Driver(r).run(plan()) == "handled"
+
+
+class _Stranger:
+    def __await__(self):  # type: ignore[no-untyped-def]
+        return (yield self)
+
+
+@pytest.mark.parametrize("make", [Driver, AsyncDriver], ids=["blocking", "asyncio"])
+def test_a_driver_raises_on_a_request_it_does_not_know_and_the_plan_cannot_catch_it(
+    r: redis.Redis, make: type
+) -> None:
+    caught: list[BaseException] = []
+
+    async def plan() -> None:
+        try:
+            await _Stranger()
+        except Exception as exc:  # a plan that catches everything still never sees it
+            caught.append(exc)
+
+    with pytest.raises(UnknownRequest, match="_Stranger"):
+        if make is Driver:
+            Driver(r).run(plan())
+        else:
+            asyncio.run(AsyncDriver(r).run(plan()))
+    assert caught == []
+
+
+def test_a_plan_created_and_never_run_is_reported(r: redis.Redis) -> None:
+    async def forgetful() -> None:
+        _ping_twice()  # no await: it never runs  # type: ignore[unused-coroutine]
+
+    with pytest.warns(RuntimeWarning, match="coroutine '_ping_twice' was never awaited"):
+        Driver(r).run(forgetful())
+        gc.collect()
+
+
+def test_tracebacks_name_the_public_method(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push("x")
+    with Consumer(r, queue) as consumer:
+        guard = consumer.next(timeout=1.0)
+        assert guard is not None
+        guard.ack()
+        with pytest.raises(AlreadySettled) as raised:
+            guard.ack()
+    names = [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert "ack" in names and "method" not in names
+    assert type(guard).ack.__qualname__ == "GuardCore.ack"
