@@ -32,6 +32,7 @@ from . import checks, scripts
 from .client import TRANSIENT
 from .heartbeat import PROMOTE_BATCH, recover
 from .keys import QueueKeys
+from .outage import Retrying
 from .plan import Driver, Pause, Plan, blocking
 
 log = logging.getLogger("orizuru_py.collector")
@@ -87,6 +88,7 @@ class GarbageCollectorCore:
         self._hold_until = 0.0  # no reaping before this (monotonic), after a clock jump
         self._sweep_cursor: Any = 0
         self._wake_in = 0.0
+        self._retrying = Retrying(r, f"gc of queue {queue}")
 
     async def _collect(self) -> CollectReport:
         """One full pass; returns what it moved. Errors propagate."""
@@ -97,8 +99,9 @@ class GarbageCollectorCore:
         return report
 
     async def _guarded_pass(self) -> CollectReport:
-        """One pass for a collector that runs in a loop: each step's failure is logged and
-        the next step goes on; the clock is watched."""
+        """One pass for a collector that runs in a loop: a step that fails for a bug is
+        logged and the next step goes on; an unreachable server ends the pass (the next
+        one tries again); the clock is watched."""
         report = CollectReport()
         steps: tuple[Callable[[], Plan[Any]], ...] = (
             lambda: self._reap(watch_clock=True),
@@ -110,11 +113,12 @@ class GarbageCollectorCore:
             try:
                 done = await step()
             except TRANSIENT as exc:
-                log.warning("gc of queue %s: %s; trying again next pass", self.keys.name, exc)
-                continue
+                self._retrying.failed(exc)
+                break
             except Exception:
                 log.exception("gc of queue %s failed a step; going on", self.keys.name)
                 continue
+            self._retrying.ok()
             if isinstance(done, CollectReport):
                 report += done
         if report.consumers_reaped or report.dead_lettered:

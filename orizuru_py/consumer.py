@@ -20,9 +20,7 @@ need not be unique, and two live instances of one name never share a list.
 
 from __future__ import annotations
 
-import logging
 import os
-import random
 import socket
 import threading
 import time
@@ -33,7 +31,7 @@ from typing import Any, Generic, TypeVar
 from redis.cluster import RedisCluster
 
 from . import checks, envelope, scripts
-from .client import TRANSIENT, check_client, eviction_check, socket_timeout, where
+from .client import TRANSIENT, check_client, eviction_check, socket_timeout
 from .codecs import Codec, MsgpackCodec
 from .delivery import deliver
 from .errors import AlreadySettled
@@ -41,10 +39,9 @@ from .guard import GuardCore, MessageGuard, ack_call
 from .heartbeat import Heartbeat, beat_forever, recover
 from .held import Held
 from .keys import QueueKeys, validate_name
+from .outage import Retrying
 from .plan import Batch, Driver, Exclusive, Pause, blocking, raise_any
 from .reconcile import hand_back_unknown
-
-log = logging.getLogger("orizuru_py.consumer")
 
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 DEFAULT_BLOCK_TIME = 1.0
@@ -105,9 +102,10 @@ class ConsumerCore(Generic[G]):
         if sock is not None:
             limits.append(sock / 2)
         self.block = min(limits)
-        self.heartbeat = Heartbeat(self.held, self.name, int(heartbeat_timeout * 1000))
+        beating = Retrying(r, f"heartbeat of consumer {self.id}")
+        self.heartbeat = Heartbeat(self.held, self.name, int(heartbeat_timeout * 1000), beating)
         self._started = False
-        self._failures = 0
+        self.retrying = Retrying(r, f"consumer {self.id} taking")
         self.paused = False
 
     @property
@@ -180,16 +178,25 @@ class ConsumerCore(Generic[G]):
     # -- taking ---------------------------------------------------------------------------
 
     async def _take(self, n: int, timeout: float | None, started: bool = False) -> list[G]:
+        """Takes until one brings messages, ``timeout`` passes (``[]``) or the consumer is
+        closed. An unreachable server is retried with backoff; if it is still unreachable
+        when ``timeout`` passes, its last error is raised: an outage is no empty queue."""
         timeout = checks.timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
             left = self.block if deadline is None else min(self.block, deadline - time.monotonic())
             try:
                 raws, into = await Exclusive(self._take_once(n, left, started))
-                self._failures = 0
             except TRANSIENT as exc:
-                await Pause(self._backoff(exc))
-                raws, into = [], []
+                self.held.stale = True
+                pause = self.retrying.failed(exc)
+                if deadline is not None:
+                    if time.monotonic() >= deadline:
+                        raise
+                    pause = min(pause, deadline - time.monotonic())
+                await Pause(pause)
+                continue
+            self.retrying.ok()
             if raws:
                 guards = await deliver(
                     self.held, self.codec, self.guard_class, self._driver, raws, into
@@ -292,15 +299,6 @@ class ConsumerCore(Generic[G]):
 
     def _begin_beating(self) -> None:
         raise NotImplementedError  # the blocking and the asyncio front start their own
-
-    def _backoff(self, exc: Exception) -> float:
-        self._failures += 1
-        self.held.stale = True
-        pause = min(2.0, 0.05 * 2.0 ** min(self._failures, 6)) * random.uniform(0.5, 1.0)
-        log.warning(
-            "consumer %s: %s (server %s); retrying in %.2f s", self.id, exc, where(self.r), pause
-        )
-        return pause
 
 
 class Consumer(ConsumerCore[MessageGuard]):

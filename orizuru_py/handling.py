@@ -35,6 +35,7 @@ from .guard import GuardCore
 from .held import Held
 from .lanes import Lane, Lanes, Pace
 from .observer import Observer
+from .outage import Retrying
 from .outcome import WorkerStats, judge
 from .plan import Pause, Plan, Request
 
@@ -210,17 +211,30 @@ class WorkerCore:
             # A thread would take the whole batch as one chunk: take it started.
             direct = room > 1 and self.pace.chunk(room) >= room
             started = time.perf_counter()
-            guards = await Via(consumer, consumer._next_batch(room, 0, started=direct))
+            guards = await self._fetch(lane, room, 0, direct)
             if len(guards) == room:  # the queue had enough: a fetch, not a wait
                 self.pace.fetched(time.perf_counter() - started)
             with self._hand:
                 lanes.add(lane, guards, room)  # short: the lanes below may fetch now
             await Notify(len(guards), room=True)
             if not guards:
-                guards = await Via(consumer, consumer._next_batch(room, consumer.block))
+                guards = await self._fetch(lane, room, consumer.block, False)
                 with self._hand:
                     lanes.add(lane, guards, room)
                 await Notify(len(guards), room=True)
+
+    async def _fetch(self, lane: Lane, room: int, timeout: float, direct: bool) -> list[GuardCore]:
+        """One take of up to ``room`` on the lane's consumer (its driver, its lock);
+        ``[]`` after a pause when the server is unreachable (the consumer logs it)."""
+        consumer = lane.consumer
+        try:
+            guards: list[GuardCore] = await Via(
+                consumer, consumer._next_batch(room, timeout, started=direct)
+            )
+        except TRANSIENT:
+            await Pause(consumer.retrying.pause())
+            return []
+        return guards
 
     async def _working(self) -> None:
         """One thread's (task's) loop: ack what it finished and start its next chunk in
@@ -345,27 +359,23 @@ class WorkerCore:
         the worker is aborted, or the drain time after a stop runs out. Messages of a step
         given up on stay in Redis, and the consumer hands them back. ``step`` gets
         whether it is sent again (its first sending may have been applied)."""
-        pause, give_up, again = 0.05, None, False
+        retrying, give_up = None, None
         while True:
             try:
-                return await step(again)
+                result = await step(retrying is not None)
             except TRANSIENT as exc:
-                again = True
                 if self.stopping and give_up is None:
                     give_up = time.monotonic() + self.drain_timeout
                 if self.aborted or (give_up is not None and time.monotonic() > give_up):
                     log.error("gave up trying to %s %d message(s): %s", what, len(guards), exc)
                     lane.consumer.held.abandon([g.raw for g in guards])
                     return None
-                log.warning(
-                    "could not %s %d message(s) (%s); retrying in %.2f s",
-                    what,
-                    len(guards),
-                    exc,
-                    pause,
-                )
-                await Pause(pause)
-                pause = min(pause * 2, 2.0)
+                retrying = retrying or Retrying(lane.consumer.r, f"worker trying to {what}")
+                await Pause(retrying.failed(exc))
+            else:
+                if retrying is not None:
+                    retrying.ok()
+                return result
 
     async def _hand_back(self) -> None:
         """The fetching has stopped: hand every message no thread began back, uncounted."""

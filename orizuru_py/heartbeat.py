@@ -27,6 +27,7 @@ from . import envelope, scripts
 from .client import TRANSIENT
 from .held import Held
 from .keys import QueueKeys
+from .outage import Retrying
 from .plan import Call, Pause, raise_any
 
 log = logging.getLogger("orizuru_py.heartbeat")
@@ -39,8 +40,8 @@ _RATE_WINDOW = 60.0  # seconds over which a consumer's published rates are taken
 class Heartbeat:
     """One consumer's registration: its clock, its deadline, what it publishes."""
 
-    def __init__(self, held: Held, name: str, timeout_ms: int) -> None:
-        self.held, self.name, self.timeout_ms = held, name, timeout_ms
+    def __init__(self, held: Held, name: str, timeout_ms: int, retrying: Retrying) -> None:
+        self.held, self.name, self.timeout_ms, self.retrying = held, name, timeout_ms, retrying
         self.keys, self.id = held.keys, held.consumer_id
         self.clock = (0, 0.0)  # (server ms, monotonic s) when the last beat was sent
         self.registered = False
@@ -128,10 +129,12 @@ async def beat_forever(ref: weakref.ref[Any], tick: float) -> None:
         consumer: HasHeartbeat | None = ref()
         if consumer is None:
             return
+        retrying = consumer.heartbeat.retrying
         try:
             await consumer.heartbeat.beat()
+            retrying.ok()
         except TRANSIENT as exc:
-            log.warning("heartbeat of consumer %s failed: %s", consumer.id, exc)
+            retrying.failed(exc)  # the beat keeps its pace: only the log is shared
         except Exception:
             log.exception("heartbeat of consumer %s failed", consumer.id)
         del consumer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import threading
 import time
@@ -16,6 +17,7 @@ from redis.retry import Retry
 from orizuru_py import (
     AlreadySettled,
     Consumer,
+    GarbageCollector,
     MsgpackCodec,
     Producer,
     scripts,
@@ -272,7 +274,10 @@ def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
         client = redis.Redis.from_url(proxy.url, socket_timeout=2, retry=Retry(NoBackoff(), 0))
         consumer = api.Consumer(client, queue, block_time=0.2)
         proxy.cut()
-        assert consumer.next(timeout=1.0) is None  # the errors were retried, not raised
+        began = time.monotonic()
+        with pytest.raises(redis.ConnectionError):  # an outage is no empty queue
+            consumer.next(timeout=1.0)
+        assert time.monotonic() - began >= 0.9  # retried for the whole timeout first
         proxy.restore()
         mid = api.Producer(r, queue).push("after the outage")
         guard = consumer.next(timeout=10.0)
@@ -280,6 +285,37 @@ def test_next_survives_a_lost_connection_and_delivers_once_it_is_back(
         assert guard.ack() is True
         consumer.close()
         client.close()
+
+
+def test_an_outage_is_logged_once_when_lost_and_once_when_back(
+    redis_url: str, r: redis.Redis, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="orizuru_py")
+    with Proxy(redis_url) as proxy:
+        client = redis.Redis.from_url(proxy.url, socket_timeout=2, retry=Retry(NoBackoff(), 0))
+        consumer = Consumer(client, queue, block_time=0.2, heartbeat_timeout=10.0)
+        collector = GarbageCollector(client, queue)
+        got: list[Any] = []
+        taking = threading.Thread(target=lambda: got.append(consumer.next()), daemon=True)
+        taking.start()
+        collecting = collector.start(0.1)
+        wait_for(lambda: r.zcard(QueueKeys(queue).consumers) == 1)
+        proxy.cut()
+        time.sleep(2.5)  # about 5 beats, 20 collector passes and many takes fail
+        proxy.restore()
+        mid = Producer(r, queue).push("after the outage")
+        taking.join(10)
+        assert got and got[0].id == mid
+        got[0].ack()
+        collector.stop()
+        collecting.join(5)
+        consumer.close()
+        client.close()
+    ours = [rec for rec in caplog.records if rec.name.startswith("orizuru_py")]
+    lost = [rec for rec in ours if rec.levelno == logging.WARNING]
+    back = [rec for rec in ours if "reachable again" in rec.getMessage()]
+    assert len(lost) == 1 and "lost the server" in lost[0].getMessage(), lost
+    assert len(back) == 1 and back[0].levelno == logging.INFO
 
 
 def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
