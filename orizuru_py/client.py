@@ -11,8 +11,12 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Protocol, TypeAlias
 
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
 from redis.connection import Connection
 from redis.exceptions import (
     ClusterDownError,
@@ -24,9 +28,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .plan import Call
-
 log = logging.getLogger("orizuru_py")
+
+SyncClient: TypeAlias = Redis | RedisCluster  # a Sentinel master is a Redis
+AsyncClient: TypeAlias = AsyncRedis | AsyncRedisCluster
+Client: TypeAlias = SyncClient | AsyncClient  # what the parts shared by both APIs take
+
+
+class Commands(Protocol):
+    """What a driver asks of a client (of either API; the asyncio one returns awaitables)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any: ...
+
+    def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> Any: ...
+
+    def script_load(self, script: str) -> Any: ...
+
 
 # Errors every loop rides out with backoff: the server, a cluster node or the primary
 # is unreachable for now. ReadOnlyError: a primary demoted by a failover (Sentinel
@@ -44,7 +61,7 @@ TRANSIENT = (
 _warned: set[int] = set()
 
 
-def _connection_options(r: Any) -> tuple[dict[str, Any], type]:
+def _connection_options(r: Client) -> tuple[dict[str, Any], type]:
     """The keyword arguments and class the client makes its connections with."""
     for holder in (getattr(r, "connection_pool", None), getattr(r, "nodes_manager", None)):
         kwargs = getattr(holder, "connection_kwargs", None)
@@ -64,7 +81,7 @@ def _default_socket_timeout(cls: type) -> Any:
     return None
 
 
-def socket_timeout(r: Any) -> float | None:
+def socket_timeout(r: Client) -> float | None:
     """The client's socket timeout in seconds (None: none). A client made by ``from_url``
     leaves it out of its kwargs and gets the connection class's default (5 s in redis-py 8)."""
     kwargs, cls = _connection_options(r)
@@ -72,7 +89,7 @@ def socket_timeout(r: Any) -> float | None:
     return float(value) if value is not None else None
 
 
-def check_client(r: Any) -> None:
+def check_client(r: Client) -> None:
     """Refuse a client that would hand us messages as str: they are bytes, exactly."""
     if _connection_options(r)[0].get("decode_responses"):
         raise ValueError(
@@ -81,7 +98,7 @@ def check_client(r: Any) -> None:
         )
 
 
-def where(r: Any) -> str:
+def where(r: Client) -> str:
     """host:port of the client's server, for log lines."""
     kwargs, _ = _connection_options(r)
     if "host" in kwargs:
@@ -89,7 +106,7 @@ def where(r: Any) -> str:
     return type(r).__name__
 
 
-def eviction_probe(r: Any) -> list[tuple[Any, ...]]:
+def eviction_probe(r: Client) -> list[tuple[Any, ...]]:
     """The command that reads the server's eviction policy, the first time this client
     asks (none after): send it along with other work, then pass its reply to
     ``eviction_verdict``."""
@@ -100,7 +117,7 @@ def eviction_probe(r: Any) -> list[tuple[Any, ...]]:
     return [("INFO", "memory")]
 
 
-def eviction_verdict(r: Any, info: Any) -> None:
+def eviction_verdict(r: Client, info: Any) -> None:
     """Warn when the server may evict keys: an evicted queue key is a lost message.
     A server that denied INFO (a least-privilege user) is left unchecked."""
     if isinstance(info, RedisError):
@@ -115,16 +132,6 @@ def eviction_verdict(r: Any, info: Any) -> None:
                 where(r),
                 policy,
             )
-
-
-async def eviction_check(r: Any) -> None:
-    """``eviction_probe`` and ``eviction_verdict`` in a round trip of their own."""
-    for call in eviction_probe(r):
-        try:
-            info = await Call(call)
-        except RedisError as exc:
-            info = exc
-        eviction_verdict(r, info)
 
 
 def _policies(info: Any) -> Generator[str, None, None]:

@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 
 from . import checks, scripts
-from .client import TRANSIENT
+from .client import TRANSIENT, Client
 from .heartbeat import PROMOTE_BATCH, recover
 from .keys import QueueKeys
 from .outage import Retrying
@@ -72,7 +72,7 @@ class GarbageCollectorCore:
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         queue: str,
         *,
         max_attempts: int | None = checks.DEFAULT_MAX_ATTEMPTS,

@@ -29,9 +29,17 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from redis.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from . import checks, envelope, scripts
-from .client import TRANSIENT, check_client, eviction_check, socket_timeout
+from .client import (
+    TRANSIENT,
+    Client,
+    check_client,
+    eviction_probe,
+    eviction_verdict,
+    socket_timeout,
+)
 from .codecs import Codec, MsgpackCodec
 from .delivery import deliver
 from .errors import AlreadySettled
@@ -40,7 +48,7 @@ from .heartbeat import Heartbeat, beat_forever, recover
 from .held import Held
 from .keys import QueueKeys, validate_name
 from .outage import Retrying
-from .plan import Batch, Driver, Exclusive, Pause, blocking, raise_any
+from .plan import Batch, Call, Driver, Exclusive, Pause, blocking, raise_any
 from .reconcile import hand_back_unknown
 
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
@@ -66,7 +74,7 @@ class ConsumerCore(Generic[G]):
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         queue: str,
         *,
         name: str | None = None,
@@ -291,7 +299,12 @@ class ConsumerCore(Generic[G]):
     async def _start(self) -> None:
         """The first beat (registration, promotion, registry, eviction check), then the
         heartbeat of the front (a thread or a task)."""
-        await eviction_check(self.r)
+        for probe in eviction_probe(self.r):  # once per client: an evicting server loses messages
+            try:
+                info = await Call(probe)
+            except RedisError as exc:  # a user the ACL denies INFO: left unchecked
+                info = exc
+            eviction_verdict(self.r, info)
         await self.heartbeat.beat(self.held.registering(self.keys))
         self.held.register(self.keys)
         self._started = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import envelope, scripts
 from .client import TRANSIENT
@@ -19,6 +19,7 @@ from .codecs import Codec
 from .errors import DecodeError
 from .guard import GuardCore
 from .held import Held
+from .plan import Runs
 
 log = logging.getLogger("orizuru_py.consumer")
 
@@ -29,7 +30,7 @@ async def deliver(
     held: Held,
     codec: Codec,
     make: Callable[..., G],
-    driver: Any,
+    driver: Runs,
     raws: list[bytes],
     into: list[str],
 ) -> list[G]:

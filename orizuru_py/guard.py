@@ -20,7 +20,7 @@ from . import checks, scripts
 from .errors import AlreadySettled
 from .held import Held
 from .keys import QueueKeys
-from .plan import Call, blocking, raise_any
+from .plan import Call, Runs, blocking, raise_any
 
 
 @attrs.define(eq=False, slots=True)
@@ -29,7 +29,7 @@ class GuardCore:
     dead-lettered; the settling rules, shared by the blocking and the asyncio guard."""
 
     held: Held = attrs.field(repr=False)
-    _driver: Any = attrs.field(repr=False)
+    _driver: Runs = attrs.field(repr=False)
     raw: bytes = attrs.field(repr=False)
     id: str
     payload: Any

@@ -27,10 +27,10 @@ import attrs
 from . import checks
 from .backoff import Backoff, Exponential
 from .chunks import release, settle_start
-from .client import TRANSIENT
+from .client import TRANSIENT, Client
 from .codecs import Codec
 from .collector import CollectReport
-from .consumer import DEFAULT_HEARTBEAT_TIMEOUT
+from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, ConsumerCore
 from .guard import GuardCore
 from .held import Held
 from .lanes import Lane, Lanes, Pace
@@ -83,8 +83,8 @@ class Notify(Request):
 class Via(Request):
     """Run ``plan`` on ``consumer``'s own driver."""
 
-    consumer: Any
-    plan: Any
+    consumer: ConsumerCore[Any]
+    plan: Plan[Any]
 
 
 Outcome = tuple[BaseException | None, float]
@@ -101,7 +101,7 @@ class WorkerCore:
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         queues: str | Sequence[str],
         handler: Callable[[Any], Any],
         *,

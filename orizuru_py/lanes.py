@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any
 
 from .checks import MAX_BATCH
+from .consumer import ConsumerCore
 from .guard import GuardCore
 
 CHUNK_SECONDS = 0.001  # a chunk should take about this long (one round trip per chunk)
@@ -56,7 +57,7 @@ class Pace:
 class Lane:
     """One queue's consumer and its taken, unstarted guards."""
 
-    def __init__(self, consumer: Any) -> None:
+    def __init__(self, consumer: ConsumerCore[Any]) -> None:
         self.consumer = consumer
         self.waiting: deque[GuardCore] = deque()
         self.suspects = 0  # waiting messages delivered before: each starts alone

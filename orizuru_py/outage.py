@@ -16,7 +16,7 @@ import time
 import weakref
 from typing import Any
 
-from .client import where
+from .client import Client, where
 
 log = logging.getLogger("orizuru_py")
 
@@ -56,7 +56,7 @@ _outages: weakref.WeakKeyDictionary[Any, Outage] = weakref.WeakKeyDictionary()
 _registry_lock = threading.Lock()
 
 
-def outage_of(r: Any) -> Outage:
+def outage_of(r: Client) -> Outage:
     """The outage record shared by every loop on ``r``'s connections."""
     holder = getattr(r, "connection_pool", None) or getattr(r, "nodes_manager", None) or r
     with _registry_lock:
@@ -70,7 +70,7 @@ class Retrying:
     """One loop's retries: how long to pause after each failure in a row, and the shared
     log of the outage (``what`` says which loop failed)."""
 
-    def __init__(self, r: Any, what: str, *, first: float = 0.05, most: float = 2.0) -> None:
+    def __init__(self, r: Client, what: str, *, first: float = 0.05, most: float = 2.0) -> None:
         self.outage = outage_of(r)
         self.what, self.first, self.most = what, first, most
         self.failures = 0

@@ -21,6 +21,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
 
+from .client import Commands
+
 T = TypeVar("T")
 P = ParamSpec("P")
 
@@ -93,7 +95,7 @@ def unknown(op: object) -> UnknownRequest:
 class Driver:
     """Performs plans with a blocking redis-py client, one request at a time."""
 
-    def __init__(self, r: Any) -> None:
+    def __init__(self, r: Commands) -> None:
         self.r = r
         self.lock = threading.Lock()
         self.closed = threading.Event()
@@ -136,9 +138,15 @@ class Driver:
         raise unknown(op)
 
 
+class Runs(Protocol):
+    """A driver of either API: ``run`` returns the plan's result (blocking) or an awaitable."""
+
+    def run(self, plan: Plan[Any]) -> Any: ...
+
+
 class HasDriver(Protocol):
     @property
-    def _driver(self) -> Any: ...
+    def _driver(self) -> Runs: ...
 
 
 S = TypeVar("S", bound=HasDriver)

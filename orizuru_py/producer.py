@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from . import checks, envelope, scripts
-from .client import eviction_probe, eviction_verdict
+from .client import Client, eviction_probe, eviction_verdict
 from .codecs import Codec, MsgpackCodec
 from .errors import EncodeError, NotConfirmed
 from .keys import QueueKeys
@@ -35,7 +35,7 @@ class ProducerCore:
 
     def __init__(
         self,
-        r: Any,
+        r: Client,
         queue: str,
         *,
         codec: Codec | None = None,

@@ -37,7 +37,7 @@ from types import FrameType
 from typing import Any
 
 from .checks import is_async
-from .client import TRANSIENT
+from .client import TRANSIENT, Commands
 from .collector import GarbageCollector
 from .consumer import Consumer
 from .errors import WorkerCrashed
@@ -62,7 +62,7 @@ class WorkerDriver(Driver):
     """Performs a worker's plans on threads: Redis requests as any driver, its own
     requests with two conditions (fetch loops wait for room, working loops for work)."""
 
-    def __init__(self, r: Any, core: WorkerCore) -> None:
+    def __init__(self, r: Commands, core: WorkerCore) -> None:
         super().__init__(r)
         self.core = core
         self.mutex = threading.Lock()

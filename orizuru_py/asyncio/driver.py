@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar, cast
 
+from ..client import Commands
 from ..plan import Batch, Call, Exclusive, Load, Pause, Plan, UnknownRequest, unknown
 
 T = TypeVar("T")
@@ -17,7 +18,7 @@ T = TypeVar("T")
 class AsyncDriver:
     """Performs plans with an asyncio redis-py client, one request at a time."""
 
-    def __init__(self, r: Any) -> None:
+    def __init__(self, r: Commands) -> None:
         self.r = r
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..checks import is_async
-from ..client import TRANSIENT
+from ..client import TRANSIENT, Commands
 from ..errors import WorkerCrashed
 from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
@@ -42,7 +42,7 @@ class AsyncWorkerDriver(AsyncDriver):
     requests with two conditions on one lock (fetch loops wait for room, working loops
     for work)."""
 
-    def __init__(self, r: Any, core: WorkerCore) -> None:
+    def __init__(self, r: Commands, core: WorkerCore) -> None:
         super().__init__(r)
         self.core = core
         mutex = asyncio.Lock()
