@@ -103,5 +103,6 @@ SWEEP = Script("sweep")
 # Operators.
 REVIVE = Script("revive")
 FIND = Script("find")
+PEEK = Script("peek")
 CANCEL_MARK = Script("cancel_mark")
 CANCEL_END = Script("cancel_end")

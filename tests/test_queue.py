@@ -2,14 +2,39 @@
 
 from __future__ import annotations
 
+import json
 import time
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
+import msgpack
 import pytest
 import redis
 
 from orizuru_py import BytesCodec, Consumer, Producer, Queue, QueueKeys
 from orizuru_py.envelope import Envelope, new_id, now_ms
 from tests.support import counting_client
+
+MB = 1 << 20
+
+
+def _push_big(r: redis.Redis, queue: str, n: int, size: int) -> list[str]:
+    """``n`` messages of ``size`` bytes each, straight into the list (past any producer cap)."""
+    ids = [new_id() for _ in range(n)]
+    payload = msgpack.packb(b"x" * size)
+    r.lpush(QueueKeys(queue).queue, *(Envelope(mid, now_ms(), payload).encode() for mid in ids))
+    return ids
+
+
+def _peak_mb(call: Callable[[], Any]) -> tuple[Any, float]:
+    """What ``call`` returns, and the most memory (MB) Python held meanwhile."""
+    tracemalloc.start()
+    try:
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] / MB
+    finally:
+        tracemalloc.stop()
 
 
 def _dead_letter(r: redis.Redis, queue: str, n: int) -> list[str]:
@@ -117,6 +142,8 @@ def test_peek_tells_garbage_from_another_codec(r: redis.Redis, queue: str) -> No
         ({"n": 1001}, "n must"),
         ({"where": "x"}, "where"),
         ({"offset": -1}, "offset"),
+        ({"offset": 10**30}, "offset"),
+        ({"max_bytes": 0}, "max_bytes"),
     ],
 )
 def test_peek_refuses_bad_arguments(
@@ -173,3 +200,85 @@ def test_requeue_of_a_big_dead_list_is_done_in_bounded_steps(redis_url: str, que
     assert Queue(client, queue).requeue_dead() == 2500
     assert trips.here() - before >= 3  # 1000 records per step, at most
     Queue(client, queue).purge()
+
+
+def test_peek_reads_only_the_first_bytes_of_big_messages(r: redis.Redis, queue: str) -> None:
+    ids = _push_big(r, queue, 3, 20 * MB)
+    found, peak = _peak_mb(lambda: Queue(r, queue).peek(10, max_bytes=1000))
+    assert peak < 4  # reading them whole: 60 MB
+    assert [m.id for m in found] == ids
+    for m in found:
+        assert m.truncated and m.payload is None and m.error is None
+        assert m.size > 20 * MB and len(m.raw) <= 1000 + 2048
+        assert m.head == msgpack.packb(b"x" * 20 * MB)[:1000]
+    Queue(r, queue).purge()
+
+
+def test_peek_reads_whole_messages_when_asked_or_small(r: redis.Redis, queue: str) -> None:
+    _push_big(r, queue, 1, 2 * MB)
+    Producer(r, queue).push({"small": True})
+    q = Queue(r, queue)
+    big, small = q.peek(2)
+    assert big.truncated and not small.truncated and small.payload == {"small": True}
+    assert small.size == len(small.raw)
+    (whole,) = q.peek(1, max_bytes=None)
+    assert whole.payload == b"x" * 2 * MB and not whole.truncated
+    q.purge()
+
+
+def test_a_dead_letters_long_reason_is_cut_too(r: redis.Redis, queue: str) -> None:
+    Producer(r, queue).push("poison")
+    with Consumer(r, queue) as consumer:
+        guard = consumer.next(timeout=1.0)
+        assert guard is not None and guard.dead_letter("why " * 250_000)
+    (dead,) = Queue(r, queue).peek(1, "dead", max_bytes=100)
+    assert dead.payload == "poison" and dead.dead_ms
+    assert dead.reason is not None and dead.reason.startswith("why why") and len(dead.reason) < 2300
+    assert "1,000,000 bytes" in dead.reason
+    Queue(r, queue).purge(dead=True)
+
+
+def test_stats_reads_the_next_messages_age_not_the_message(r: redis.Redis, queue: str) -> None:
+    _push_big(r, queue, 1, 30 * MB)
+    s, peak = _peak_mb(lambda: Queue(r, queue).stats())
+    assert peak < 2  # LINDEX of the message: 30 MB
+    assert s.waiting == 1 and s.oldest_waiting_s is not None and s.oldest_waiting_s < 60
+    Queue(r, queue).purge()
+
+
+def test_a_malformed_consumer_record_shows_defaults_not_an_error(
+    r: redis.Redis, queue: str
+) -> None:
+    keys = QueueKeys(queue)
+    Producer(r, queue).push(1)
+    record = {"acked_per_s": float("inf"), "handled": "abc", "pid": [1], "timeout_ms": "x",
+              "host": {"a": 1}, "failed_per_s": float("nan"), "started_ms": 2**64 - 1}  # fmt: skip
+    r.hset(keys.info, "bad@1", msgpack.packb(record))
+    r.hset(keys.info, "worse@2", b"\xc1 not msgpack")
+    r.zadd(keys.consumers, {"bad@1": now_ms() + 60_000, "worse@2": float("-inf")})
+    s = Queue(r, queue).stats()
+    bad, worse = sorted(s.consumers, key=lambda c: c.name)
+    assert (bad.acked_per_s, bad.handled, bad.pid, bad.host, bad.state) == (0.0, 0, 0, "", "live")
+    assert worse.state == "overdue" and worse.last_beat_s == 0.0
+    json.dumps(s.to_json(), allow_nan=False)  # what the dashboard sends
+    Queue(r, queue).purge()
+    r.delete(keys.info, keys.consumers)
+
+
+def test_a_consumer_that_missed_two_beats_is_silent_before_it_is_overdue(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push(1)
+    with Consumer(r, queue, heartbeat_timeout=4.0) as beating:
+        beating.next(timeout=0)  # registered, beats every 0.5 s
+        quiet = Consumer(r, queue, heartbeat_timeout=3.0)
+        quiet.next_batch(1, timeout=1.0)
+        quiet.stop_heartbeat()
+        time.sleep(1.3)  # two beats of 0.5 s missed; the deadline is 3 s away
+        by_name = {c.name: c for c in Queue(r, queue).stats().consumers}
+        assert by_name[beating.id].state == "live"
+        silent = by_name[quiet.id]
+        assert silent.state == "silent" and not silent.overdue and silent.last_beat_s > 1.0
+        assert silent.to_json()["state"] == "silent" and silent.timeout_s == 3.0
+    quiet.close()
+    Queue(r, queue).purge()

@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from ..collector import CollectReport
 from ..observer import Observer
-from .queue import sizes_of
+from .stats import sizes_of
 
 log = logging.getLogger("orizuru_py.metrics")
 
