@@ -158,8 +158,9 @@ class QueueCollector(Collector):
         return iter(())  # no Redis round trip at registration
 
 
-def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:
-    """Serve ``/metrics`` on ``port`` (all interfaces) from a daemon thread."""
+def serve(port: int, registry: CollectorRegistry = REGISTRY, host: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` on ``host``:``port`` from a daemon thread: loopback unless told
+    otherwise, since the queue names it lists are anyone's who can push."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, registry=registry)
+    start_http_server(port, addr=host, registry=registry)
