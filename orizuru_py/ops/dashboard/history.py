@@ -25,12 +25,9 @@ Row = tuple[float, ...]
 
 
 def _row(s: QueueStats) -> Row:
+    if not s.consumers:  # most queues, of many: skip the properties that walk consumers
+        return (s.waiting, s.delayed, s.unacked, s.dead, 0, 0.0, 0.0)
     return (s.waiting, s.delayed, s.unacked, s.dead, s.in_flight, s.acked_per_s, s.failed_per_s)
-
-
-def _busy(row: Row) -> float:
-    """How much a queue has going on: the messages it holds, and its rates."""
-    return sum(row)
 
 
 @attrs.define
@@ -51,21 +48,21 @@ class Totals:
     failed_per_s: float = 0.0
     oldest_waiting_s: float | None = None
 
-    def add(self, s: QueueStats) -> None:
+    def add(self, s: QueueStats) -> Row:
+        """Count ``s`` in; its row of ``FIELDS``."""
+        row = _row(s)
         self.queues += 1
         self.paused += s.paused
-        self.waiting += s.waiting
-        self.delayed += s.delayed
-        self.unacked += s.unacked
-        self.dead += s.dead
-        self.in_flight += s.in_flight
-        self.live_consumers += s.live_consumers
-        self.overdue_consumers += len(s.consumers) - s.live_consumers
-        self.silent_consumers += s.silent_consumers
-        self.acked_per_s += s.acked_per_s
-        self.failed_per_s += s.failed_per_s
+        if s.consumers:
+            live = s.live_consumers
+            self.live_consumers += live
+            self.overdue_consumers += len(s.consumers) - live
+            self.silent_consumers += s.silent_consumers
         if s.oldest_waiting_s is not None:
             self.oldest_waiting_s = max(self.oldest_waiting_s or 0.0, s.oldest_waiting_s)
+        for name, value in zip(FIELDS, row, strict=True):
+            setattr(self, name, getattr(self, name) + value)
+        return row
 
     @classmethod
     def of(cls, stats: Iterable[QueueStats]) -> Totals:
@@ -102,18 +99,16 @@ class History:
         """One sample of ``stats`` (an iterable: it may come in chunks, nothing of it
         is kept but the totals and the busiest ``tracked`` rows)."""
         totals = Totals()
-        sums = [0.0] * len(FIELDS)
         busiest: list[tuple[float, str, Row]] = []
         for s in stats:
-            totals.add(s)
-            row = _row(s)
-            sums = [a + b for a, b in zip(sums, row, strict=True)]
-            item = (_busy(row), s.queue, row)
+            row = totals.add(s)
+            item = (sum(row), s.queue, row)  # the busiest: most messages held, fastest
             if len(busiest) < self.tracked:
                 heapq.heappush(busiest, item)
-            elif self.tracked:
-                heapq.heappushpop(busiest, item)
-        sample = _Sample(t_ms, tuple(sums), {name: row for _, name, row in busiest})
+            elif self.tracked and item > busiest[0]:
+                heapq.heapreplace(busiest, item)
+        total = tuple(getattr(totals, name) for name in FIELDS)
+        sample = _Sample(t_ms, total, {name: row for _, name, row in busiest})
         with self._lock:
             self._samples.append(sample)
             self._latest = (t_ms, totals)
