@@ -16,9 +16,11 @@ from .errors import (
 from .guard import MessageGuard
 from .keys import QueueKeys
 from .observer import Observer
-from .ops.queue import ConsumerStats, Peeked, Queue, QueueStats
 from .outcome import WorkerStats
+from .peeking import Peeked
 from .producer import Producer
+from .queue import Queue
+from .stats import ConsumerStats, QueueStats
 from .worker import Worker
 
 __all__ = [

@@ -136,6 +136,7 @@ SWEEP = Script("sweep")
 # Operators.
 REVIVE = Script("revive")
 FIND = Script("find")
+PEEK = Script("peek")
 CANCEL_MARK = Script("cancel_mark")
 CANCEL_END = Script("cancel_end")
 
@@ -272,6 +273,13 @@ def find(
 def cancel_mark(k: QueueKeys, message_id: str) -> ScriptCall:
     """Mark a message cancelled, so every take that meets it drops it."""
     return ScriptCall(CANCEL_MARK, (k.cancel,), (message_id,))
+
+
+def peek(source: Key, kind: str, first: int, n: int, cut: int, budget: int) -> ScriptCall:
+    """Up to ``n`` elements of ``source`` from ``first`` on (in the order they are acted
+    on), each as its size and first ``cut`` bytes (-1: all), reading at most ``budget``
+    bytes (always one element)."""
+    return ScriptCall(PEEK, (source,), (kind, first, n, cut, budget))
 
 
 def cancel_end(k: QueueKeys, message_id: str, seen: str) -> ScriptCall:

@@ -58,7 +58,7 @@ async def _cancel_others() -> None:
 def _wrap(loop: Loop, value: Any) -> Any:
     if isinstance(value, aio.MessageGuard | aio.Consumer | aio.Producer | aio.Worker):
         return Blocking(loop, value)
-    if isinstance(value, aio.GarbageCollector):
+    if isinstance(value, aio.GarbageCollector | aio.Queue):
         return Blocking(loop, value)
     if isinstance(value, asyncio.Task):
         return TaskThread(loop, value)
@@ -84,6 +84,8 @@ class Blocking:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
+        if inspect.isawaitable(attr):  # a property awaited (``await q.paused``)
+            return _wrap(self._loop, self._loop.run(_awaited(attr)))
         if not callable(attr) or inspect.isclass(attr):
             return _wrap(self._loop, attr)
 
@@ -205,6 +207,10 @@ class Api:
         return self._make(orizuru_py.GarbageCollector, aio.GarbageCollector)
 
     @property
+    def Queue(self) -> QueueClass:
+        return QueueClass(self)
+
+    @property
     def Worker(self) -> Callable[..., Any]:
         def make(r: Any, queues: Any, handler: Callable[..., Any], **kwargs: Any) -> Any:
             if self._loop is None:
@@ -218,3 +224,25 @@ class Api:
             return Blocking(self._loop, worker)
 
         return make
+
+
+class QueueClass:
+    """``api.Queue(r, name)``, and the class's own ``all`` and ``stats_of``, on either API."""
+
+    def __init__(self, api: Api) -> None:
+        self._api = api
+
+    def __call__(self, r: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._api._make(orizuru_py.Queue, aio.Queue)(r, *args, **kwargs)
+
+    def all(self, r: Any, prefix: str = "orizuru") -> list[str]:
+        return self._static("all", r, prefix)  # type: ignore[no-any-return]
+
+    def stats_of(self, r: Any, names: list[str], prefix: str = "orizuru") -> Any:
+        return self._static("stats_of", r, names, prefix)
+
+    def _static(self, name: str, r: Any, *args: Any) -> Any:
+        api = self._api
+        if api._loop is None:
+            return getattr(orizuru_py.Queue, name)(r, *args)
+        return api._loop.run(getattr(aio.Queue, name)(api.client(r), *args))

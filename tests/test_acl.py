@@ -140,9 +140,9 @@ def test_every_part_works_as_the_readmes_restricted_user(
     try:
         assert served.call("/api/queues")[0] == 200
         assert served.call(f"/api/queues/{queue}")[0] == 200
-        assert served.call(f"/api/queues/{queue}/messages?where=dead")[0] == 200
-        assert served.act(f"/api/queues/{queue}/pause") == (200, {"paused": True})
-        assert served.act(f"/api/queues/{queue}/resume") == (200, {"paused": False})
+        assert served.call(f"/api/messages/{queue}?where=dead")[0] == 200
+        assert served.act(f"/api/actions/pause/{queue}") == (200, {"paused": True})
+        assert served.act(f"/api/actions/resume/{queue}") == (200, {"paused": False})
     finally:
         served.close()
 

@@ -177,6 +177,44 @@ def test_peek_says_empty_and_refuses_a_bad_count(
     r.delete(QueueKeys(queue).delayed)
 
 
+def test_peek_cuts_big_payloads_unless_asked_for_them_whole(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    Producer(r, queue, codec=BytesCodec(), max_payload_bytes=2 << 20).push(b"y" * (1 << 20))
+    line = ok("peek", queue, "--codec", "orizuru_py:BytesCodec", "--redis-url", redis_url)
+    assert len(line) < 20_000 and "first 4,096 of 1,048,6" in line and "--full" in line
+    doc = json.loads(ok("peek", queue, "--json", "--redis-url", redis_url))
+    (m,) = doc["messages"]
+    assert m["truncated"] and m["payload"] is None and m["size"] > 1 << 20
+    whole = ok(
+        "peek", queue, "--full", "--codec", "orizuru_py:BytesCodec", "--redis-url", redis_url
+    )
+    assert len(whole) > 1 << 20 and "--full" not in whole
+    r.delete(QueueKeys(queue).queue)
+
+
+def test_peek_escapes_control_characters_and_survives_deep_nesting(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    deep: list[Any] = []
+    for _ in range(1000):
+        deep = [deep]
+    producer = Producer(r, queue)
+    producer.push("victim")
+    with Consumer(r, queue) as consumer:
+        consumer.next(timeout=1.0).dead_letter("\x1b[31mred")  # type: ignore[union-attr]
+    producer.push(deep)
+    producer.push("\x1b[2J\x1b]0;owned\x07")
+    lines = ok("peek", queue, "--redis-url", redis_url).splitlines()
+    assert "cannot show it as text" in lines[0]
+    assert "\x1b" not in lines[1] and "\\x1b[2J" in lines[1]
+    dead = ok("peek", queue, "--where", "dead", "--redis-url", redis_url)
+    assert "\x1b" not in dead and "[dead: \\x1b[31mred]" in dead
+    doc = json.loads(ok("peek", queue, "--json", "--redis-url", redis_url))
+    assert doc["messages"][0]["error"] == "nested too deep to print as JSON"
+    Queue(r, queue).purge(dead=True)
+
+
 def test_purge_needs_yes_without_a_terminal_and_knows_unknown_queues(
     r: redis.Redis, redis_url: str, queue: str
 ) -> None:

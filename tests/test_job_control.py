@@ -11,6 +11,7 @@ import redis
 
 from orizuru_py import Consumer, GarbageCollector, MessageGuard, Producer, Queue, QueueKeys, Worker
 from orizuru_py.envelope import message_id
+from tests.apis import Api
 from tests.support import counting_client, keys_of, running, wait_for
 
 
@@ -110,8 +111,10 @@ def test_a_busy_worker_on_three_queues_costs_the_round_trips_of_one(
 # -- pause and resume ------------------------------------------------------------------------
 
 
-def test_a_paused_queue_takes_pushes_and_hands_out_nothing(r: redis.Redis, queue: str) -> None:
-    q = Queue(r, queue)
+def test_a_paused_queue_takes_pushes_and_hands_out_nothing(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    q = api.Queue(r, queue)
     Producer(r, queue).push_many(range(4))
     with Consumer(r, queue) as consumer:
         held = consumer.next_batch(1, timeout=1.0)
@@ -243,12 +246,12 @@ def test_a_push_without_a_unique_key_is_still_one_lpush(redis_url: str, queue: s
 
 
 def test_a_cancelled_waiting_or_delayed_message_is_never_delivered(
-    admin: redis.Redis, r: redis.Redis, queue: str
+    api: Api, admin: redis.Redis, r: redis.Redis, queue: str
 ) -> None:
     producer = Producer(r, queue)
     keep, drop = producer.push_many(["keep", "drop"])
     later = producer.push("later", delay=0.2, unique_key="u")
-    q = Queue(r, queue)
+    q = api.Queue(r, queue)
     assert q.cancel(drop) is True
     assert q.cancel(later) is True
     assert producer.push("later again", unique_key="u") != later  # its unique key is free
@@ -264,13 +267,13 @@ def test_a_cancelled_waiting_or_delayed_message_is_never_delivered(
 
 
 def test_a_message_in_flight_is_not_interrupted_but_its_guard_says_so(
-    r: redis.Redis, queue: str
+    api: Api, r: redis.Redis, queue: str
 ) -> None:
     mid = Producer(r, queue).push("long job")
     with Consumer(r, queue) as consumer:
         guard = consumer.next(timeout=1.0)
         assert guard is not None and not guard.cancelled
-        assert Queue(r, queue).cancel(mid) is False
+        assert api.Queue(r, queue).cancel(mid) is False
         wait_for(lambda: guard.cancelled, timeout=3.0)  # seen with the next beat
         assert guard.ack() is True
     assert r.exists(QueueKeys(queue).cancel) == 0  # the mark left with the message

@@ -172,3 +172,32 @@ def test_worker_stats_count_the_messages_in_hand(r: redis.Redis, queue: str) -> 
         worker.stop()
         thread.join(10)
     assert in_hand == 4
+
+
+def listening_on(port: int) -> set[str]:
+    """The IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("options", "address"), [((), "127.0.0.1"), (("--metrics-host", "0.0.0.0"), "0.0.0.0")]
+)
+def test_metrics_listen_on_loopback_unless_told_otherwise(
+    redis_url: str,
+    queue: str,
+    worker_process: list[subprocess.Popen[str]],
+    options: tuple[str, ...],
+    address: str,
+) -> None:
+    port = _free_port()
+    cmd = [sys.executable, "-m", "orizuru_py", "worker", "tests.ops_handlers:fail_every_tenth"]
+    cmd += [queue, "--metrics-port", str(port), "--redis-url", redis_url, *options]
+    worker_process.append(subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL, text=True))
+    assert wait_for(lambda: listening_on(port), timeout=30, interval=0.1) == {address}
+    assert value(scrape(port), "orizuru_consumers", queue=queue) is not None

@@ -22,7 +22,7 @@ from rich.console import Console
 
 from orizuru_py import Consumer, Producer, Queue
 from orizuru_py.keys import QueueKeys
-from orizuru_py.ops import top
+from orizuru_py.ops import top, views
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS, LINES = 80, 24
@@ -128,3 +128,25 @@ def test_a_frame_fits_24_lines_and_counts_what_it_leaves_out(r: redis.Redis, que
     ]
     for name in names:
         r.delete(QueueKeys(name).queue)
+
+
+def test_stats_and_top_say_silent_before_overdue_and_escape_names(
+    r: redis.Redis, queue: str
+) -> None:
+    Producer(r, queue).push(1)
+    quiet = Consumer(r, queue, name="quiet", heartbeat_timeout=30.0)
+    assert quiet.next(timeout=1) is not None
+    quiet.stop_heartbeat()
+    r.zadd(QueueKeys(queue).consumers, {"\x1b[2Jevil@1": time.time() * 1000 - 1000})
+    time.sleep(1.2)  # two beats of 0.5 s missed, 29 s before its deadline
+    stats = Queue.stats_of(r, [queue])
+    text = views.stats_text(stats)
+    (line,) = [line for line in text.splitlines() if quiet.id in line]
+    assert "silent 1." in line and "OVERDUE" not in line
+    assert "\x1b" not in text and "\\x1b[2Jevil@1" in text and "OVERDUE" in text
+    console = Console(width=COLUMNS, height=LINES, record=True, color_system=None)
+    console.print(top.frame(stats, "title", LINES))
+    assert "silent 1." in console.export_text()
+    quiet.close()
+    r.delete(QueueKeys(queue).consumers)
+    Queue(r, queue).purge()

@@ -2,12 +2,13 @@
 talks to Redis. Each class runs the plans of its blocking twin (orizuru_py), so there
 is one copy of every rule.
 
-    from orizuru_py.asyncio import Producer, Consumer, GarbageCollector, Worker
+    from orizuru_py.asyncio import Producer, Consumer, GarbageCollector, Queue, Worker
 """
 
 from .collector import GarbageCollector
 from .consumer import Consumer, MessageGuard
 from .producer import Producer
+from .queue import Queue
 from .worker import Worker
 
-__all__ = ["Consumer", "GarbageCollector", "MessageGuard", "Producer", "Worker"]
+__all__ = ["Consumer", "GarbageCollector", "MessageGuard", "Producer", "Queue", "Worker"]

@@ -22,11 +22,11 @@ import redis
 from ..checks import DEFAULT_MAX_ATTEMPTS
 from ..consumer import DEFAULT_HEARTBEAT_TIMEOUT
 from ..keys import QueueKeys, validate_name
+from ..peeking import MAX_PEEK, PEEK_BYTES, WHERE
 from ..worker import DEFAULT_GC_INTERVAL
 from . import bench, logs
 from . import commands as c
 from .commands import DEFAULT_URL
-from .queue import MAX_PEEK, WHERE
 
 PREFIX = "orizuru"
 
@@ -168,8 +168,14 @@ def _worker_arguments(s: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=port,
         metavar="PORT",
-        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics, extra 'metrics' "
+        help="serve Prometheus metrics on http://HOST:PORT/metrics, extra 'metrics' "
         "(default: no metrics)",
+    )
+    s.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address the metrics listen on; 0.0.0.0 for every interface (default: %(default)s)",
     )
     s.add_argument(
         "--max-attempts",
@@ -280,6 +286,11 @@ def parser(dashboard: bool = False) -> argparse.ArgumentParser:
         "first (default: %(default)s)",
     )
     s.add_argument("--json", action="store_true", help="print JSON (default: a line each)")
+    s.add_argument(
+        "--full",
+        action="store_true",
+        help=f"read whole payloads (default: the first {PEEK_BYTES:,} bytes of each)",
+    )
     _codec_argument(s)
 
     s = _sub(sub, "purge", c.cmd_purge, "delete a queue's waiting, delayed and unacked messages")

@@ -18,6 +18,8 @@ from typing import Any
 import redis
 
 from ..collector import CollectReport, GarbageCollector
+from ..peeking import PEEK_BYTES, Peeked
+from ..queue import Queue
 from . import bench, demo, views
 from .processes import (
     Supervisor,
@@ -28,7 +30,6 @@ from .processes import (
     run_here,
     sentinel_url,
 )
-from .queue import Peeked, Queue
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 log = logging.getLogger("orizuru_py.cli")
@@ -141,8 +142,15 @@ def cmd_top(args: argparse.Namespace) -> int:
 def _peeked_json(m: Peeked) -> dict[str, Any]:
     doc = {k: getattr(m, k) for k in ("id", "attempts", "enqueued_ms", "payload", "error")}
     doc.update(reason=m.reason, dead_ms=m.dead_ms, due_ms=m.due_ms, undecodable=m.id is None)
+    doc.update(size=m.size, truncated=m.truncated)
+    if m.truncated:
+        doc["head"] = repr(m.head)
     if m.error is not None:
         doc["raw"] = repr(m.raw)
+    try:
+        json.dumps(m.payload, default=repr)
+    except (RecursionError, ValueError):
+        doc.update(payload=None, error="nested too deep to print as JSON", raw=repr(m.raw))
     return doc
 
 
@@ -150,20 +158,24 @@ def _peeked_line(m: Peeked, now_ms: int) -> str:
     if m.id is None:  # the bytes are not a message at all
         line = f"<undecodable: {m.error}>  {m.raw[:80]!r}"
     else:
-        payload = repr(m.payload) if m.error is None else f"{m.raw[:80]!r} ({m.error})"
+        payload = views.payload_text(m)
+        if m.error is not None:
+            payload = f"{m.raw[:80]!r} ({m.error})"
         line = f"{m.id}  attempt {m.attempts}  {payload}"
+    if m.truncated:
+        line += f"  [first {len(m.head):,} of {m.size:,} bytes: --full shows it all]"
     if m.due_ms is not None:
         line += f"  [due in {views.age(max(0, m.due_ms - now_ms) / 1000)}]"
     if m.reason is not None:
         line += f"  [dead: {m.reason}]"
-    return line
+    return views.printable(line)
 
 
 def cmd_peek(args: argparse.Namespace) -> int:
     r = _client(args)
     q = _known(r, args.queue, args.prefix)
     q.codec = load_codec(args.codec) or q.codec
-    messages = q.peek(args.n, args.where)
+    messages = q.peek(args.n, args.where, max_bytes=None if args.full else PEEK_BYTES)
     if args.json:
         doc = {
             "queue": q.name,
@@ -271,6 +283,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         gc_interval=args.gc_interval or None,
         pass_guard=args.pass_guard,
         codec=args.codec,
+        metrics_host=args.metrics_host,
     )
     if args.processes == 1:
         return run_here(spec, args.metrics_port)

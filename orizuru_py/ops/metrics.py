@@ -23,8 +23,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..collector import CollectReport
+from ..keys import QueueKeys
 from ..observer import Observer
-from .queue import sizes_of
+from ..plan import Driver
+from ..stats import sizes
 
 log = logging.getLogger("orizuru_py.metrics")
 
@@ -137,7 +139,8 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            sizes = sizes_of(self.r, self.queues, self.prefix)
+            keys = [QueueKeys(n, self.prefix) for n in self.queues]
+            found = Driver(self.r).run(sizes(keys))
         except Exception as exc:
             log.warning("metrics: could not read the queues' sizes: %s", exc)
             return
@@ -147,7 +150,7 @@ class QueueCollector(Collector):
         consumers = GaugeMetricFamily(
             "orizuru_consumers", "Live consumers of a queue.", labels=["queue"]
         )
-        for queue, size in sizes.items():
+        for queue, size in found.items():
             for state in STATES:
                 messages.add_metric([queue, state], size[state])
             consumers.add_metric([queue], size["consumers"])
@@ -158,8 +161,9 @@ class QueueCollector(Collector):
         return iter(())  # no Redis round trip at registration
 
 
-def serve(port: int, registry: CollectorRegistry = REGISTRY) -> None:
-    """Serve ``/metrics`` on ``port`` (all interfaces) from a daemon thread."""
+def serve(port: int, registry: CollectorRegistry = REGISTRY, host: str = "127.0.0.1") -> None:
+    """Serve ``/metrics`` on ``host``:``port`` from a daemon thread: loopback unless told
+    otherwise, since the queue names it lists are anyone's who can push."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, registry=registry)
+    start_http_server(port, addr=host, registry=registry)

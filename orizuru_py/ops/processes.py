@@ -148,6 +148,7 @@ class WorkerSpec:
     pass_guard: bool
     codec: str | None = None
     metrics: bool = False  # count with a PrometheusObserver
+    metrics_host: str = "127.0.0.1"  # where /metrics listens (--metrics-host)
 
     def worker(self, observer: Any = None) -> Worker | AsyncWorker:
         """The Worker of this spec: an asyncio one for an ``async def`` handler (default
@@ -190,7 +191,7 @@ def run_here(spec: WorkerSpec, metrics_port: int | None) -> int:
 
         observer = PrometheusObserver(spec.queues)
         REGISTRY.register(QueueCollector(r, spec.queues, spec.prefix))
-        serve(metrics_port)
+        serve(metrics_port, host=spec.metrics_host)
     run_worker(spec.worker(observer))
     return 0
 
@@ -347,7 +348,7 @@ class Supervisor:
         multiprocess.MultiProcessCollector(registry, path=self._metrics_dir)  # type: ignore[no-untyped-call]
         r = client(self.spec.redis_url)
         registry.register(QueueCollector(r, self.spec.queues, self.spec.prefix))
-        serve(port, registry)
+        serve(port, registry, host=self.spec.metrics_host)
 
     def _forget(self, pid: int) -> None:
         """A dead child's in-flight gauge goes; its counters stay in the sums."""

@@ -19,7 +19,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .queue import Queue, QueueStats
+from ..queue import Queue
+from ..stats import SILENT, QueueStats
 from .views import (
     CONSUMER_COLUMNS,
     OVERDUE,
@@ -80,8 +81,17 @@ def _consumers(stats: Sequence[QueueStats], lines: int) -> Table | Text:
     rows = consumer_rows(stats, compact)
     if not rows:
         return Text("no consumers", "dim")
-    styled = [[Text(cell, "bold red") if cell == OVERDUE else cell for cell in row] for row in rows]
+    styled = [[_styled(cell) for cell in row] for row in rows]
     return _table(CONSUMER_COLUMNS, styled, lines)
+
+
+def _styled(cell: str) -> Text | str:
+    """A consumer's state stands out: OVERDUE in red, silent in yellow."""
+    if cell == OVERDUE:
+        return Text(cell, "bold red")
+    if cell.startswith(SILENT + " "):
+        return Text(cell, "bold yellow")
+    return cell
 
 
 def frame(stats: Sequence[QueueStats], title: str, height: int) -> RenderableType:

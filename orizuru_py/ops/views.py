@@ -4,10 +4,12 @@ defined once, and a plain-text rendering (``top`` renders the same cells with ri
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
-from .queue import ConsumerStats, QueueStats
+from ..peeking import Peeked
+from ..stats import SILENT, ConsumerStats, QueueStats
 
 Number = Callable[[int], str]
 
@@ -67,6 +69,34 @@ def age(seconds: float | None) -> str:
     return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character escaped: what a pusher wrote (ids, names,
+    reasons) never moves the cursor or recolours the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def payload_text(m: Peeked, render: Callable[[Any], str] = repr) -> str:
+    """``render(payload)``, or the bytes read where it did not decode or was cut. Never
+    raises: a payload nested too deep for ``render`` shows its bytes, and says so."""
+    if m.truncated:
+        return repr(m.head)
+    if m.error is not None:
+        return repr(m.raw)
+    try:
+        return render(m.payload)
+    except (RecursionError, ValueError, TypeError) as exc:
+        return f"<cannot show it as text ({type(exc).__name__}); the stored bytes:> {m.raw!r}"
+
+
+def state(c: ConsumerStats) -> str:
+    """live, ``silent 1.5s`` (it missed two beats), or OVERDUE (past its deadline)."""
+    if c.state == SILENT:
+        return f"silent {age(c.last_beat_s)}"
+    return OVERDUE if c.overdue else "live"
+
+
 def compact(n: int) -> str:
     """A count in at most 5 characters: 12345, 123k, 12.3M, 123M."""
     if n < 100_000:
@@ -96,10 +126,10 @@ def queue_row(s: QueueStats, number: Number = str) -> list[str]:
 def consumer_row(queue: str, c: ConsumerStats, number: Number = str) -> list[str]:
     return [
         queue,
-        c.name,
+        printable(c.name),
         str(c.held),
         age(c.last_beat_s),
-        OVERDUE if c.overdue else "live",
+        state(c),
         number(c.handled),
         number(c.failed),
         f"{c.acked_per_s:.1f}",
@@ -108,11 +138,12 @@ def consumer_row(queue: str, c: ConsumerStats, number: Number = str) -> list[str
 
 
 def consumer_rows(stats: Sequence[QueueStats], number: Number = str) -> list[list[str]]:
-    """Every consumer of ``stats``, by queue, the overdue ones first (they need a look)."""
+    """Every consumer of ``stats``, by queue, the overdue then silent ones first (they
+    need a look)."""
     return [
         consumer_row(s.queue, c, number)
         for s in stats
-        for c in sorted(s.consumers, key=lambda c: (not c.overdue, c.name))
+        for c in sorted(s.consumers, key=lambda c: (not c.overdue, c.state != SILENT, c.name))
     ]
 
 

@@ -33,6 +33,14 @@ class Client:
         except urllib.error.HTTPError as exc:
             return exc.code, _decoded(exc)
 
+    def headers_of(self, path: str) -> tuple[int, Any]:
+        """(status, response headers) of a GET."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as response:
+                return response.status, response.headers
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers
+
     def act(self, path: str, body: Any = None) -> tuple[int, Any]:
         """A POST with the right CSRF token."""
         return self.call(path, body=body or {}, headers={"X-CSRF-Token": self.csrf})

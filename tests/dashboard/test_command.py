@@ -63,7 +63,7 @@ def test_read_only_command_serves_the_pages_and_refuses_actions(
         status, page = client.call("/")
         assert status == 200 and '"read_only": true' in page
         assert client.call("/api/queues")[1]["queues"][0]["waiting"] == 1
-        assert client.call("/api/queues/emails/pause", body={})[0] == 403
+        assert client.call("/api/actions/pause/emails", body={})[0] == 403
         child.send_signal(signal.SIGINT)
         assert child.wait(timeout=10) == 0
 

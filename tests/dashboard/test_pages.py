@@ -187,7 +187,7 @@ def test_read_only_offers_no_action_and_its_api_refuses_posts(
     labels = page.locator("main button").all_inner_texts()
     assert not {"Requeue", "Requeue all", "Delete", "Cancel", "Pause", "Purge…"} & set(labels)
     status = page.evaluate(
-        """async () => (await fetch("/api/queues/emails/requeue", {method: "POST",
+        """async () => (await fetch("/api/actions/requeue/emails", {method: "POST",
             headers: {"Content-Type": "application/json"}, body: "{}"})).status"""
     )
     assert status == 403
@@ -212,3 +212,69 @@ def test_the_page_says_when_redis_is_unreachable_and_recovers_by_itself(
         expect(page.locator("#status")).to_contain_text("live", timeout=10_000)
         expect(cell(page, "emails", 2)).to_have_text("2")
         client.close()
+
+
+CONTRAST = """(el) => {
+  const rgb = (c) => c.match(/[\\d.]+/g).slice(0, 3).map(Number);
+  const lum = (c) => {
+    const [r, g, b] = rgb(c).map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const style = getComputedStyle(el);
+  const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_states_are_said_in_words_and_the_tabs_and_pager_are_accessible(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    deep: list[Any] = []
+    for _ in range(1000):
+        deep = [deep]
+    push(r, prefix, "media", [{"ok": 1}, deep, {"blob": "z" * 20_000}])
+    push(r, prefix, "media", [{"n": i} for i in range(60)])
+    quiet = Consumer(r, "media", prefix=prefix, name="transcoder", heartbeat_timeout=60.0)
+    assert quiet.next(timeout=5) is not None
+    quiet.stop_heartbeat()
+    dashboard = serve()
+
+    page.goto(f"{dashboard.url}/queues/media")
+    row = page.locator('tr[data-consumer^="transcoder@"]')
+    expect(row).to_contain_text("silent")
+    expect(page.locator(".tile.warn")).to_contain_text("1 silent")
+    rows = page.locator("tbody tr[data-id]")
+    expect(rows.nth(0)).to_contain_text("cannot show it as text")
+    expect(rows.nth(1)).to_contain_text("the first 8,192 of")
+    panel = page.get_by_role("tabpanel")
+    expect(panel).to_have_attribute("aria-labelledby", "tab-waiting")
+    for tab in page.get_by_role("tab").all():
+        expect(tab).to_have_attribute("aria-controls", "messages-panel")
+    prev = page.get_by_role("button", name="previous page")
+    expect(prev).to_be_disabled()
+    assert prev.evaluate(CONTRAST) >= 4.5
+    shots(page, "states")
+
+    page.locator("#tab-waiting").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#tab-delayed")).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#tab-delayed")).to_be_focused()
+    quiet.close()
+
+
+def test_the_overview_comes_a_page_of_queues_at_a_time(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    for i in range(120):
+        push(r, prefix, f"tenant-{i:03}", [{"n": i}] * (1 + i % 3))
+    dashboard = serve()
+
+    page.goto(dashboard.url + "/")
+    expect(page.locator("tbody tr[data-queue]")).to_have_count(100)
+    expect(page.locator(".toolbar")).to_contain_text(f"1{DASH}100 of 120 queues")
+    expect(page.locator(".tile").filter(has_text="Waiting").locator(".value")).to_have_text("240")
+    page.get_by_role("button", name="next page").click()
+    expect(page.locator("tbody tr[data-queue]")).to_have_count(20)
+    expect(page.locator(".toolbar")).to_contain_text(f"101{DASH}120 of 120 queues")
+    shots(page, "overview-page-2")

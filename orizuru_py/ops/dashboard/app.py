@@ -1,10 +1,15 @@
 """The dashboard's Starlette app: two pages, their assets, and a JSON API under /api/.
 
 The pages are one static shell; ``static/app.js`` draws them from the API and polls
-it, so the API is the whole contract and scripts can use it too. Every handler does
-bounded work through ``Queue``: the overview is ``Queue.all`` plus ``Queue.stats_of``
-(three round trips for any number of queues), a message list is one page of ``PAGE``.
-Redis calls block, so they run in Starlette's thread pool.
+it, so the API is the whole contract and scripts can use it too. Whoever can push
+chooses queue names and payloads, so every handler's work is bounded by what it
+answers, not by what was pushed: the overview comes a page of queues at a time, a
+message list reads the first bytes of each message, and the history keeps the totals
+and the busiest queues. Redis calls, formatting and JSON encoding all run in
+Starlette's thread pool, never on the event loop.
+
+A queue's name is always the last part of a path (``/api/messages/NAME``), so no name,
+whatever slashes it holds, can reach another queue's route.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +34,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from ...keys import registry, validate_name
-from ..queue import Queue
-from .documents import message_json
-from .history import History
-from .security import CSRF_HEADER, LOOPBACK_NAMES, Gate, is_loopback
+from ...peeking import MAX_OFFSET
+from ...queue import Queue
+from .actions import ACTIONS
+from .documents import PREVIEW_BYTES, message_json
+from .history import History, Totals
+from .security import CSRF_HEADER, Gate, SecurityHeaders, allowed_hosts
 
 PAGE = 50  # messages per page of a list
+QUEUES_PAGE, MAX_QUEUES_PAGE = 100, 500  # queues per page of the overview: default, most
+_CHUNK = 1000  # queues per round trip when the sampler reads them all
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger(__name__)
 
@@ -48,10 +58,12 @@ class Settings:
     prefix: str = "orizuru"
     read_only: bool = False
     password: str | None = None
-    host: str = "127.0.0.1"  # where it is bound: on loopback only loopback names are answered
+    host: str = "127.0.0.1"  # where it is bound
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback and ``host``
     refresh_s: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.2))
     sample_s: float = attrs.field(default=10.0, validator=attrs.validators.ge(0.05))
     history_size: int = 360  # samples kept: an hour at the default 10 s
+    history_queues: int = 100  # queues whose own series are kept (the busiest)
 
 
 class Dashboard:
@@ -61,7 +73,7 @@ class Dashboard:
         self.r = r
         self.settings = settings
         self.csrf_token = secrets.token_urlsafe(32)
-        self.history = History(settings.history_size)
+        self.history = History(settings.history_size, settings.history_queues)
         self._shell = (STATIC / "index.html").read_text(encoding="utf-8")
 
     def queue(self, name: str) -> Queue:
@@ -79,26 +91,60 @@ class Dashboard:
             )
         return q
 
-    def overview(self) -> dict[str, Any]:
+    def overview(self, offset: int = 0, limit: int = QUEUES_PAGE) -> dict[str, Any]:
+        """One page of the known queues, by name, and the totals over all of them: of
+        this page when it holds them all, else of the history's last sample."""
         names = Queue.all(self.r, self.settings.prefix)
-        stats = Queue.stats_of(self.r, names, self.settings.prefix)
-        return {"queues": [s.to_json() for s in stats]}
+        stats = Queue.stats_of(self.r, names[offset : offset + limit], self.settings.prefix)
+        totals: Totals | None = Totals.of(stats)
+        totals_ms: int | None = int(time.time() * 1000)
+        if len(stats) < len(names):
+            totals_ms, totals = self.history.latest() or (None, None)
+        return {
+            "queues": [s.to_json() for s in stats],
+            "offset": offset,
+            "limit": limit,
+            "total": len(names),
+            "more": offset + limit < len(names),
+            "totals": totals and totals.to_json(),
+            "totals_ms": totals_ms,
+        }
+
+    def messages(self, name: str, where: str, offset: int) -> dict[str, Any]:
+        q = self.queue(name)
+        # One more than a page tells whether there is a next one, in the same calls.
+        found = q.peek(PAGE + 1, where, offset, max_bytes=PREVIEW_BYTES)
+        return {
+            "queue": q.name,
+            "where": where,
+            "offset": offset,
+            "limit": PAGE,
+            "more": len(found) > PAGE,
+            "messages": [message_json(m) for m in found[:PAGE]],
+        }
 
     def sample(self) -> None:
+        """Add a sample of every known queue, read ``_CHUNK`` queues per round trip."""
         prefix = self.settings.prefix
-        stats = Queue.stats_of(self.r, Queue.all(self.r, prefix), prefix)
-        self.history.add(int(time.time() * 1000), stats)
+        names = Queue.all(self.r, prefix)
+
+        def chunks() -> Iterator[Any]:
+            for i in range(0, len(names), _CHUNK):
+                yield from Queue.stats_of(self.r, names[i : i + _CHUNK], prefix)
+
+        self.history.add(int(time.time() * 1000), chunks())
 
     async def sampling(self) -> None:
-        """Add a sample every ``sample_s``; a failure leaves a gap and is logged once."""
+        """Add a sample every ``sample_s``. A failure leaves a gap and is logged (once
+        per run of failures), and sampling goes on: nothing a pusher writes stops it."""
         failing = False
         while True:
             try:
                 await run_in_threadpool(self.sample)
                 failing = False
-            except redis.RedisError as exc:
+            except Exception:
                 if not failing:
-                    log.warning("dashboard: cannot sample the queues: %s", exc)
+                    log.exception("dashboard: cannot sample the queues (will keep trying)")
                 failing = True
             await asyncio.sleep(self.settings.sample_s)
 
@@ -119,8 +165,9 @@ class Dashboard:
         return HTMLResponse(self._shell.replace("{{config}}", text))
 
 
-def _name(request: Request) -> str:
-    return str(request.path_params["name"])
+async def _json(work: Callable[[], Any]) -> Response:
+    """``work()``'s document as a response, computed and encoded in the thread pool."""
+    return await run_in_threadpool(lambda: JSONResponse(work()))
 
 
 def _routes(d: Dashboard) -> list[Route | Mount]:
@@ -135,40 +182,29 @@ def _routes(d: Dashboard) -> list[Route | Mount]:
         return d.shell("queue", name)
 
     async def queues(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(d.overview))
+        offset = _int(request, "offset", 0, MAX_OFFSET)
+        limit = _int(request, "limit", QUEUES_PAGE, MAX_QUEUES_PAGE, low=1)
+        return await _json(lambda: d.overview(offset, limit))
 
     async def one_queue(request: Request) -> Response:
         name = _name(request)
-        return JSONResponse(await run_in_threadpool(lambda: d.known(name).stats().to_json()))
+        return await _json(lambda: d.known(name).stats().to_json())
 
     async def messages(request: Request) -> Response:
-        q = d.queue(_name(request))
-        where = request.query_params.get("where", "waiting")
-        offset = _int(request.query_params.get("offset", "0"), "offset")
-        # One more than a page tells whether there is a next one, in the same round trip.
-        found = await run_in_threadpool(q.peek, PAGE + 1, where, offset)
-        return JSONResponse(
-            {
-                "queue": q.name,
-                "where": where,
-                "offset": offset,
-                "limit": PAGE,
-                "more": len(found) > PAGE,
-                "messages": [message_json(m) for m in found[:PAGE]],
-            }
-        )
+        name, where = _name(request), request.query_params.get("where", "waiting")
+        offset = _int(request, "offset", 0, MAX_OFFSET)
+        return await _json(lambda: d.messages(name, where, offset))
 
     async def history(request: Request) -> Response:
         queue = request.query_params.get("queue")
-        return JSONResponse(
-            {
-                "queue": queue,
-                "now_ms": int(time.time() * 1000),
-                "interval_s": d.settings.sample_s,
-                "size": d.settings.history_size,
-                **d.history.series(queue),
-            }
-        )
+        doc = {
+            "queue": queue,
+            "now_ms": int(time.time() * 1000),
+            "interval_s": d.settings.sample_s,
+            "size": d.settings.history_size,
+            "tracked": d.settings.history_queues,
+        }
+        return await _json(lambda: {**doc, **d.history.series(queue)})
 
     async def csrf(request: Request) -> Response:
         if d.settings.read_only:
@@ -179,9 +215,8 @@ def _routes(d: Dashboard) -> list[Route | Mount]:
         action = ACTIONS.get(request.path_params["action"])
         if action is None:
             raise HTTPException(404, f"no action {request.path_params['action']!r}")
-        body = await _body(request)
-        q = await run_in_threadpool(d.known, _name(request))
-        return JSONResponse(await run_in_threadpool(action, q, body))
+        body, name = await _body(request), _name(request)
+        return await _json(lambda: action(d.known(name), body))
 
     return [
         Route("/", overview_page),
@@ -189,11 +224,15 @@ def _routes(d: Dashboard) -> list[Route | Mount]:
         Route("/api/queues", queues),
         Route("/api/history", history),
         Route("/api/csrf", csrf),
-        Route("/api/queues/{name:path}/messages", messages),
-        Route("/api/queues/{name:path}/{action}", act, methods=["POST"]),
         Route("/api/queues/{name:path}", one_queue),
+        Route("/api/messages/{name:path}", messages),
+        Route("/api/actions/{action}/{name:path}", act, methods=["POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
+
+def _name(request: Request) -> str:
+    return str(request.path_params["name"])
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -202,80 +241,21 @@ async def _body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise HTTPException(400, f"the body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise HTTPException(400, "the body must be a JSON object")
     return body
 
 
-def _int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise HTTPException(400, f"{what} must be an integer, got {text!r}") from None
-
-
-def _id(body: dict[str, Any]) -> str:
-    message_id = body.get("id")
-    if not isinstance(message_id, str) or not message_id:
-        raise HTTPException(400, 'the body needs "id": a message id')
-    return message_id
-
-
-def _found(done: bool, what: str) -> None:
-    if not done:
-        raise HTTPException(404, f"{what} is no longer there (moved or settled meanwhile)")
-
-
-def _pause(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    q.pause()
-    return {"paused": True}
-
-
-def _resume(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    q.resume()
-    return {"paused": False}
-
-
-def _requeue(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    """Every dead letter back to the queue, or only the one ``id`` names."""
-    if "id" not in body:
-        revived = q.requeue_dead()
-        return {"requeued": int(revived), "garbage": revived.garbage}
-    message_id = _id(body)
-    _found(q.requeue_one(message_id), f"dead letter {message_id}")
-    return {"requeued": 1, "garbage": 0}
-
-
-def _delete(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    message_id, where = _id(body), body.get("where", "waiting")
-    if not isinstance(where, str):
-        raise HTTPException(400, '"where" must be a string')
-    _found(q.delete(message_id, where), f"message {message_id} ({where})")
-    return {"deleted": 1}
-
-
-def _cancel(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    """True: it will never be delivered; False: a handler has it (its guard is told)."""
-    return {"cancelled": q.cancel(_id(body))}
-
-
-def _purge(q: Queue, body: dict[str, Any]) -> dict[str, Any]:
-    """Needs ``"confirm": NAME``, so no request purges a queue by accident."""
-    if body.get("confirm") != q.name:
-        raise HTTPException(400, f'to purge, send "confirm": {json.dumps(q.name)}')
-    return {"purged": q.purge(dead=bool(body.get("dead", False)))}
-
-
-ACTIONS: dict[str, Callable[[Queue, dict[str, Any]], dict[str, Any]]] = {
-    "pause": _pause,
-    "resume": _resume,
-    "requeue": _requeue,
-    "delete": _delete,
-    "cancel": _cancel,
-    "purge": _purge,
-}
+def _int(request: Request, what: str, default: int, high: int, low: int = 0) -> int:
+    """Query parameter ``what`` as an int from ``low`` to ``high``, else a 400."""
+    text = request.query_params.get(what)
+    if text is None:
+        return default
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and low <= int(text) <= high):
+        raise HTTPException(400, f"{what} must be an integer from {low} to {high}")
+    return int(text)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -289,6 +269,13 @@ async def _bad_value(request: Request, exc: Exception) -> Response:
 
 async def _redis_down(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": f"Redis: {exc}"}, status_code=503)
+
+
+class _App(Starlette):
+    """Starlette, with the security headers outside everything, its 500s included."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(r: Any, settings: Settings | None = None) -> Starlette:
@@ -306,15 +293,14 @@ def create_app(r: Any, settings: Settings | None = None) -> Starlette:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    hosts = LOOPBACK_NAMES | {settings.host} if is_loopback(settings.host) else None
     gate = Middleware(
         Gate,
         csrf_token=d.csrf_token,
         read_only=settings.read_only,
         password=settings.password,
-        hosts=hosts,
+        hosts=allowed_hosts(settings.host, settings.allowed_hosts),
     )
-    app = Starlette(
+    app = _App(
         routes=_routes(d),
         middleware=[gate],
         lifespan=lifespan,

@@ -13,7 +13,7 @@ import sys
 
 import redis
 
-from .security import exposure_warning
+from .security import allowed_hosts, exposure_refusal
 
 PASSWORD_ENV = "ORIZURU_DASHBOARD_PASSWORD"
 log = logging.getLogger(__name__)
@@ -22,6 +22,14 @@ log = logging.getLogger(__name__)
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=9181, help="port to bind (default: 9181)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name to answer besides localhost, 127.0.0.1, [::1] and --host (the "
+        "name users type, or a proxy sends); repeat for more (default: none)",
+    )
     p.add_argument(
         "--read-only", action="store_true", help="show everything, offer no action, refuse POSTs"
     )
@@ -48,14 +56,20 @@ def run(r: redis.Redis, args: argparse.Namespace) -> int:
         )
         return 1
     password = args.password or os.environ.get(PASSWORD_ENV) or None
-    warning = exposure_warning(args.host, args.read_only, password)
-    if warning:
-        log.warning("%s", warning)
+    refusal = exposure_refusal(args.host, args.read_only, password)
+    try:
+        allowed_hosts(args.host, args.allowed_host)
+    except ValueError as exc:
+        refusal = f"--allowed-host: {exc}"
+    if refusal:
+        print(f"orizuru: error: {refusal}", file=sys.stderr)
+        return 1
     settings = Settings(
         prefix=args.prefix,
         read_only=args.read_only,
         password=password,
         host=args.host,
+        allowed_hosts=tuple(args.allowed_host),
         refresh_s=args.refresh,
     )
     netloc = f"[{args.host}]" if ":" in args.host else args.host

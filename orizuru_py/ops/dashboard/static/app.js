@@ -118,13 +118,19 @@
   }
 
   // ---- the poll loop -----------------------------------------------------------------
+  // Each poll redraws the page: a control with a data-key gets the focus back after it.
   let render = async () => {};
-  let timer = null, busy = false, again = false;
+  let timer = null, busy = false, again = false, focusKey = null;
   async function tick() {
     clearTimeout(timer);
     if (busy) { again = true; return; }
     busy = true;
+    const active = document.activeElement;
+    const key = focusKey || (active && active.dataset ? active.dataset.key : null);
+    focusKey = null;
     try { await render(); setStatus(null); } catch (error) { setStatus(error); }
+    const back = key ? main.querySelector(`[data-key="${CSS.escape(key)}"]`) : null;
+    if (back && back !== document.activeElement) back.focus();
     busy = false;
     if (again) { again = false; tick(); return; }
     timer = setTimeout(tick, REFRESH_MS);
@@ -179,31 +185,57 @@
     main.replaceChildren(
       el("div", { class: "title-row" }, el("h1", { text: "Queues" })), tiles, charts.cards, list);
     const history = historyOf(null);
+    let offset = Math.max(0, parseInt(new URLSearchParams(location.search).get("offset") || "0", 10) || 0);
+    function go(o) {
+      offset = o;
+      window.history.replaceState(null, "", offset ? `?offset=${offset}` : "/");
+      tick();
+    }
     render = async () => {
-      const [doc, h] = await Promise.all([api("/api/queues"), history()]);
-      const qs = doc.queues;
-      const sum = (f) => qs.reduce((a, q) => a + f(q), 0);
-      const overdue = sum((q) => q.consumers.length - q.live_consumers);
-      const latencies = qs.map((q) => q.oldest_waiting_s).filter((s) => s !== null);
-      const paused = qs.filter((q) => q.paused).length;
-      tiles.replaceChildren(
-        tile("Queues", int(qs.length), paused ? `${paused} paused` : "none paused",
-          paused ? "warn" : ""),
-        tile("Waiting", int(sum((q) => q.waiting)),
-          latencies.length ? `oldest ${duration(Math.max(...latencies))}` : "nothing waiting"),
-        tile("In flight", int(sum((q) => q.in_flight)), `${int(sum((q) => q.delayed))} delayed`),
-        tile("Dead letters", int(sum((q) => q.dead)), `${int(sum((q) => q.unacked))} unacked`,
-          sum((q) => q.dead) ? "bad" : ""),
-        tile("Consumers", int(sum((q) => q.live_consumers)),
-          overdue ? `${overdue} overdue` : "none overdue", overdue ? "bad" : ""),
-        tile("Acked/s", rate(sum((q) => q.acked_per_s)), `${rate(sum((q) => q.failed_per_s))} failed/s`));
-      list.replaceChildren(table([
+      const [doc, h] = await Promise.all([api(`/api/queues?offset=${offset}`), history()]);
+      tiles.replaceChildren(...overviewTiles(doc));
+      const shown = doc.queues.length;
+      const range = shown ? `${int(offset + 1)}–${int(offset + shown)} of ${int(doc.total)} queues`
+        : offset ? "nothing on this page" : "";
+      const pager = doc.total > doc.limit || offset ? [el("div", { class: "toolbar" },
+        el("span", { text: range }),
+        el("div", { class: "right" }, ...pagerButtons(offset, doc.limit, doc.more, go)))] : [];
+      list.replaceChildren(...pager, table([
         ["Queue"], ["Waiting", "num"], ["Delayed", "num"], ["In flight", "num"],
         ["Unacked", "num"], ["Dead", "num"], ["Consumers", "num"], ["Acked/s", "num"],
         ["Failed/s", "num"], ["Latency", "num"], ["State"],
-      ], qs.map(queueRow), "No queues yet: a queue is listed once a producer or consumer uses it."));
+      ], doc.queues.map(queueRow), "No queues yet: a queue is listed once a producer or consumer uses it."));
       charts.draw(h);
     };
+  }
+
+  // Totals over every queue: of the page when it holds them all, else of the last sample.
+  function overviewTiles(doc) {
+    const t = doc.totals;
+    if (!t) return [tile("Queues", int(doc.total), "totals after the first sample")];
+    const of = doc.totals_ms && t.queues !== doc.queues.length ? ` · ${ago(doc.totals_ms)}` : "";
+    const late = t.overdue_consumers, quiet = t.silent_consumers;
+    return [
+      tile("Queues", int(t.queues), (t.paused ? `${t.paused} paused` : "none paused") + of,
+        t.paused ? "warn" : ""),
+      tile("Waiting", int(t.waiting),
+        t.oldest_waiting_s !== null ? `oldest ${duration(t.oldest_waiting_s)}` : "nothing waiting"),
+      tile("In flight", int(t.in_flight), `${int(t.delayed)} delayed`),
+      tile("Dead letters", int(t.dead), `${int(t.unacked)} unacked`, t.dead ? "bad" : ""),
+      tile("Consumers", int(t.live_consumers),
+        late ? `${late} overdue` : quiet ? `${quiet} silent` : "none overdue",
+        late ? "bad" : quiet ? "warn" : ""),
+      tile("Acked/s", rate(t.acked_per_s), `${rate(t.failed_per_s)} failed/s`),
+    ];
+  }
+
+  function pagerButtons(offset, limit, more, go) {
+    return [
+      el("button", { class: "btn small", text: "‹ Prev", disabled: offset === 0, "data-key": "prev",
+        "aria-label": "previous page", onclick: () => go(Math.max(0, offset - limit)) }),
+      el("button", { class: "btn small", text: "Next ›", disabled: !more, "data-key": "next",
+        "aria-label": "next page", onclick: () => go(offset + limit) }),
+    ];
   }
 
   function queueRow(q) {
@@ -214,7 +246,8 @@
       count(q.waiting), count(q.delayed), count(q.in_flight), count(q.unacked),
       count(q.dead, "hot"),
       el("td", { class: "num", "data-field": "consumers" }, int(q.live_consumers),
-        late ? [" ", el("span", { class: "badge bad", text: `${late} overdue` })] : null),
+        late ? [" ", el("span", { class: "badge bad", text: `${late} overdue` })] : null,
+        q.silent_consumers ? [" ", el("span", { class: "badge warn", text: `${q.silent_consumers} silent` })] : null),
       el("td", { class: "num", text: rate(q.acked_per_s) }),
       el("td", { class: `num ${q.failed_per_s ? "hot" : "zero"}`, text: rate(q.failed_per_s) }),
       el("td", { class: "num", text: duration(q.oldest_waiting_s) }),
@@ -230,7 +263,8 @@
   function queuePage(name) {
     document.title = `${name} · orizuru`;
     setCrumbs(el("a", { href: "/", text: "Queues" }), el("span", { text: name }));
-    const base = `/api/queues/${encodeURIComponent(name)}`;
+    const quoted = encodeURIComponent(name);
+    const base = `/api/queues/${quoted}`;
     const params = new URLSearchParams(location.search);
     let where = TABS.some(([w]) => w === params.get("where")) ? params.get("where") : "waiting";
     let offset = Math.max(0, parseInt(params.get("offset") || "0", 10) || 0);
@@ -250,7 +284,7 @@
     async function act(action, body, confirm, said) {
       if (confirm && !(await confirmed(confirm))) return;
       try {
-        toast(said(await post(`${base}/${action}`, body)));
+        toast(said(await post(`/api/actions/${action}/${quoted}`, body)));
       } catch (error) {
         toast(`${action} failed: ${error.message}`, true);
       }
@@ -281,7 +315,7 @@
         return render();
       }
       const [page, h] = await Promise.all([
-        api(`${base}/messages?where=${where}&offset=${offset}`), samples()]);
+        api(`/api/messages/${quoted}?where=${where}&offset=${offset}`), samples()]);
       badges.replaceChildren(s.paused ? el("span", { class: "badge warn", text: "paused" })
         : el("span", { class: "badge ok", text: "running" }));
       actions.replaceChildren(...queueActions(s, act));
@@ -317,8 +351,9 @@
       tile("Latency", duration(s.oldest_waiting_s), "age of the next message"),
       tile("In flight", int(s.in_flight), `${int(s.unacked)} unacked`),
       tile("Dead letters", int(s.dead), null, s.dead ? "bad" : ""),
-      tile("Consumers", int(s.live_consumers), late ? `${late} overdue` : "none overdue",
-        late ? "bad" : ""),
+      tile("Consumers", int(s.live_consumers),
+        late ? `${late} overdue` : s.silent_consumers ? `${s.silent_consumers} silent` : "none overdue",
+        late ? "bad" : s.silent_consumers ? "warn" : ""),
       tile("Acked/s", rate(s.acked_per_s), `${rate(s.failed_per_s)} failed/s`),
       tile("GC recovered", int(s.recovered), `from ${int(s.reaped)} reaped consumers`),
       tile("Expired", int(s.expired), `${int(s.cancelled)} cancelled`),
@@ -326,7 +361,8 @@
   }
 
   function consumerTable(list) {
-    const sorted = [...list].sort((a, b) => (b.overdue - a.overdue) || a.name.localeCompare(b.name));
+    const rank = { overdue: 0, silent: 1, live: 2 };
+    const sorted = [...list].sort((a, b) => (rank[a.state] - rank[b.state]) || a.name.localeCompare(b.name));
     const rows = sorted.map((c) => {
       const at = c.name.lastIndexOf("@");
       return el("tr", { class: c.overdue ? "overdue" : "", "data-consumer": c.name },
@@ -335,10 +371,7 @@
         el("td", { class: "mono", text: c.host ? `${c.host} · ${c.pid}` : "–" }),
         count(c.held),
         el("td", { class: `num ${c.overdue ? "hot" : ""}`, text: `${duration(c.last_beat_s)} ago` }),
-        el("td", {}, c.overdue
-          ? el("span", { class: "badge bad", text: "OVERDUE",
-              title: "its deadline passed: dead or frozen; the GC will return what it holds" })
-          : el("span", { class: "badge ok", text: "live" })),
+        el("td", {}, consumerState(c)),
         count(c.handled), count(c.failed, "hot"),
         el("td", { class: "num", text: rate(c.acked_per_s) }),
         el("td", { class: "num", text: duration(c.uptime_s) }));
@@ -349,13 +382,28 @@
     ], rows, "No consumer is registered on this queue.");
   }
 
+  function consumerState(c) {
+    if (c.state === "overdue") {
+      return el("span", { class: "badge bad", text: "OVERDUE",
+        title: "its deadline passed: dead or frozen; the GC will return what it holds" });
+    }
+    if (c.state === "silent") {
+      return el("span", { class: "badge warn", text: `silent ${duration(c.last_beat_s)}`,
+        title: `it missed two beats: its process may have died; overdue after ${duration(c.timeout_s)}` });
+    }
+    return el("span", { class: "badge ok", text: "live" });
+  }
+
   function messageViews(s, page, view) {
     const sizes = { waiting: s.waiting, delayed: s.delayed, unacked: s.unacked, dead: s.dead };
-    const tabs = el("div", { class: "tabs", role: "tablist" }, TABS.map(([w, label]) =>
-      el("button", {
+    const tabs = el("div", { class: "tabs", role: "tablist", "aria-label": "messages by state" },
+      TABS.map(([w, label]) => el("button", {
         class: `tab ${w} ${w === view.where ? "active" : ""}`, role: "tab", "data-tab": w,
+        id: `tab-${w}`, "data-key": `tab-${w}`, "aria-controls": "messages-panel", tabindex: w === view.where ? 0 : -1,
         "aria-selected": String(w === view.where), onclick: () => view.go(w, 0),
-      }, label, el("span", { class: `count ${sizes[w] ? "some" : ""}`, text: int(sizes[w]) }))));
+        onkeydown: (event) => moveTab(event, w, view),
+      }, label, el("span", { class: `count ${sizes[w] ? "some" : ""}`, text: int(sizes[w]),
+        "aria-label": `${int(sizes[w])} messages` }))));
     const total = sizes[view.where];
     const shown = page.messages.length;
     const right = el("div", { class: "right" });
@@ -373,15 +421,23 @@
             label: "Purge", typed: s.queue,
           }, (r) => `purged ${int(r.purged)} messages`) }));
     }
-    right.append(
-      el("button", { class: "btn small", text: "‹ Prev", disabled: view.offset === 0,
-        onclick: () => view.go(view.where, Math.max(0, view.offset - page.limit)) }),
-      el("button", { class: "btn small", text: "Next ›", disabled: !page.more,
-        onclick: () => view.go(view.where, view.offset + page.limit) }));
+    right.append(...pagerButtons(view.offset, page.limit, page.more, (o) => view.go(view.where, o)));
     const range = shown ? `${int(view.offset + 1)}–${int(view.offset + shown)} of ${int(total)}`
       : view.offset ? "nothing on this page" : "";
     const toolbar = el("div", { class: "toolbar" }, el("span", { text: range }), right);
-    return [tabs, toolbar, messageTable(s.queue, page, view)];
+    const panel = el("div", { role: "tabpanel", id: "messages-panel",
+      "aria-labelledby": `tab-${view.where}` }, toolbar, messageTable(s.queue, page, view));
+    return [tabs, panel];
+  }
+
+  // Arrow keys move between tabs, as a tablist does (WAI-ARIA tabs pattern).
+  function moveTab(event, w, view) {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    const i = TABS.findIndex(([t]) => t === w);
+    const next = TABS[(i + step + TABS.length) % TABS.length][0];
+    focusKey = `tab-${next}`;
+    view.go(next, 0);
   }
 
   function messageTable(queue, page, view) {
@@ -413,7 +469,7 @@
   function payloadCell(m, key, expanded) {
     const text = m.payload;
     const line = text.replace(/\s+/g, " ").slice(0, 400);
-    const long = line !== text || line.length > 120;
+    const long = line !== text || line.length > 120 || Boolean(m.note);
     const cell = el("td", { class: "payload" });
     if (m.error) cell.append(el("div", { class: "error", text: `does not decode: ${m.error}` }));
     const show = (open) => {
@@ -427,10 +483,7 @@
             show(!open);
           } }));
       }
-      if (open && m.truncated) {
-        parts.push(el("div", { class: "muted",
-          text: `first ${int(text.length)} characters of a ${int(m.size)}-byte message` }));
-      }
+      if (m.note) parts.push(el("div", { class: "muted", text: m.note }));
       holder.replaceChildren(...parts);
     };
     const holder = el("div");

@@ -65,8 +65,8 @@ window.orizuruChart = (function () {
     legend.className = "legend";
     for (const s of series) {
       const item = document.createElement("span");
-      const swatch = document.createElement("span");
-      swatch.className = `swatch ${s.cls}`;
+      const swatch = node("svg", { viewBox: "0 0 22 10", "aria-hidden": "true" });
+      swatch.append(node("line", { class: s.cls, x1: 1, x2: 21, y1: 5, y2: 5 }));
       const last = s.values.length ? s.values[s.values.length - 1] : null;
       item.append(swatch, `${s.label} `);
       const value = document.createElement("b");
