@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import scripts
-from .guard import GuardCore, ack_call
+from . import scripts, search
+from .guard import GuardCore, ack_step
 from .heartbeat import RECOVER_CHUNK
 from .held import Held
 from .plan import raise_any
@@ -21,25 +21,33 @@ from .plan import raise_any
 async def settle_start(
     held: Held, done: Sequence[GuardCore], chunk: Sequence[GuardCore], resent: bool = False
 ) -> list[GuardCore]:
-    """Ack ``done`` and start ``chunk`` in one round trip. Returns the guards of the chunk
-    to handle; the others were cancelled, or taken back by the GC. ``resent``: after a
-    lost reply, when the first sending may have been applied."""
-    calls: list[scripts.Command] = []
-    if done:
-        calls.append(ack_call(done))
-    if chunk:
-        raws = [g.raw for g in chunk]
-        calls.append(scripts.start(held.keys, held.prefetch, held.processing, raws, resent))
-    replies = raise_any(await scripts.batch(calls))
-    if done:
-        for g in done:
-            g.settled = True
-        held.forget([g.raw for g in done], handled=True)
-    if not chunk:
-        return []
-    statuses = replies[-1]
-    if isinstance(statuses, int):  # all started
-        return list(chunk)
+    """Ack ``done`` and start ``chunk`` in one round trip (messages deep in a list are
+    searched for in further calls, see search.py). Returns the guards of the chunk to
+    handle; the others were cancelled, or taken back by the GC. ``resent``: after a lost
+    reply, when the first sending may have been applied."""
+    acked, begun = [g.raw for g in done], [g.raw for g in chunk]
+    ack = ack_step(done) if done else None
+
+    def start(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
+        return scripts.start(held.keys, held.prefetch, held.processing, raws, resent, rotate)
+
+    calls = ([ack(acked, False)] if ack else []) + ([start(begun, False)] if chunk else [])
+    try:
+        replies = raise_any(await scripts.batch(calls))
+        if ack is not None:
+            await search.go_on(held, acked, ack, *search.statuses(replies[0], len(acked)))
+        statuses = []
+        if chunk:
+            first = search.statuses(replies[-1], len(begun))
+            statuses = await search.go_on(held, begun, start, *first)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # cancelled in flight: the next take sorts it
+            held.abandon(acked, seen=True)
+            held.abandon(begun)
+        raise
+    for g in done:
+        g.settled = True
+    held.forget(acked, handled=True)
     started, dropped = [], []
     for g, status in zip(chunk, statuses, strict=True):
         if status in (1, 3):

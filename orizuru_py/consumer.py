@@ -20,6 +20,7 @@ need not be unique, and two live instances of one name never share a list.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -31,7 +32,7 @@ from typing import Any, Generic, TypeVar
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from . import checks, envelope, scripts
+from . import checks, envelope, scripts, search
 from .client import (
     TRANSIENT,
     Client,
@@ -43,13 +44,13 @@ from .client import (
 from .codecs import Codec, MsgpackCodec
 from .delivery import deliver
 from .errors import AlreadySettled
-from .guard import GuardCore, MessageGuard, ack_call
+from .guard import GuardCore, MessageGuard, ack_step
 from .heartbeat import Heartbeat, beat_forever, recover
 from .held import Held
 from .keys import QueueKeys, validate_name
 from .outage import Retrying
 from .plan import Batch, Call, Driver, Exclusive, Pause, blocking, raise_any
-from .reconcile import hand_back_unknown
+from .reconcile import reconcile
 
 DEFAULT_HEARTBEAT_TIMEOUT = 30.0
 DEFAULT_BLOCK_TIME = 1.0
@@ -61,6 +62,8 @@ def default_name() -> str:
     host = "".join(c for c in socket.gethostname() if c.isalnum() or c in "-_.") or "host"
     return f"{host[:64]}-{os.getpid()}"
 
+
+log = logging.getLogger("orizuru_py.consumer")
 
 G = TypeVar("G", bound=GuardCore)
 
@@ -97,7 +100,7 @@ class ConsumerCore(Generic[G]):
         self._driver = self.driver_class(r)
         self._beat_driver = self.driver_class(r)  # its own stop: a frozen consumer may resume
         cluster = isinstance(r, RedisCluster) or type(r).__name__ == "RedisCluster"
-        self.held = Held(keys, self.id, cluster=cluster)
+        self.held = Held(keys, self.id, cluster=cluster, scan_lock=self.driver_class.new_lock())
         self.codec = codec or MsgpackCodec()
         self.processing_key = self.held.processing
         self.prefetch_key = self.held.prefetch
@@ -113,6 +116,7 @@ class ConsumerCore(Generic[G]):
         beating = Retrying(r, f"heartbeat of consumer {self.id}")
         self.heartbeat = Heartbeat(self.held, self.name, int(heartbeat_timeout * 1000), beating)
         self._started = False
+        self._shut = False  # closed, everything handed back
         self.retrying = Retrying(r, f"consumer {self.id} taking")
         self.paused = False
 
@@ -156,18 +160,26 @@ class ConsumerCore(Generic[G]):
                 raise AlreadySettled(f"message {g.id} was already settled")
         if not guards:
             return []
-        chunks = [guards[i : i + _ACK_CHUNK] for i in range(0, len(guards), _ACK_CHUNK)]
-        if len(chunks) == 1:  # one command: no pipeline, less work per call
-            replies = [await ack_call(guards).run()]
-        else:
-            replies = raise_any(await scripts.batch([ack_call(chunk) for chunk in chunks]))
-        out: list[bool] = []
-        for chunk, done in zip(chunks, replies, strict=True):
-            out += [True] * len(chunk) if isinstance(done, int) else [bool(d) for d in done]
+        raws = [g.raw for g in guards]
+        step = ack_step(guards)
+        chunks = [raws[i : i + _ACK_CHUNK] for i in range(0, len(raws), _ACK_CHUNK)]
+        try:
+            if len(chunks) == 1:  # one command: no pipeline, less work per call
+                replies = [await step(raws, False).run()]
+            else:
+                replies = raise_any(await scripts.batch([step(c, False) for c in chunks]))
+            found: list[int] = []
+            for chunk, reply in zip(chunks, replies, strict=True):
+                statuses, looked, length = search.statuses(reply, len(chunk))
+                found += await search.go_on(self.held, chunk, step, statuses, looked, length)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled in flight: the next take sorts it
+                self.held.abandon(raws, seen=True)
+            raise
         for g in guards:
             g.settled = True
-        self.held.forget([g.raw for g in guards], handled=True)
-        return out
+        self.held.forget(raws, handled=True)
+        return [status == 1 for status in found]
 
     async def _close(self) -> None:
         """Hand everything back and deregister (the front has stopped the heartbeat).
@@ -175,8 +187,11 @@ class ConsumerCore(Generic[G]):
         the queue with this delivery counted (dead-lettered at ``max_attempts``); what
         a worker took and never started, uncounted. If Redis cannot be reached the
         error propagates; the messages stay, and the GC returns them once this
-        consumer's deadline passes."""
-        await Exclusive(self._recover())
+        consumer's deadline passes (or a later ``close()`` does it: only a close that
+        finished is not done again)."""
+        if not self._shut:
+            await Exclusive(self._recover())
+            self._shut = True
 
     async def _recover(self) -> None:
         if self._started:
@@ -206,9 +221,13 @@ class ConsumerCore(Generic[G]):
                 continue
             self.retrying.ok()
             if raws:
-                guards = await deliver(
-                    self.held, self.codec, self.guard_class, self._driver, raws, into
-                )
+                try:
+                    guards = await deliver(
+                        self.held, self.codec, self.guard_class, self._driver, raws, into
+                    )
+                except BaseException:  # cancelled, say: no guard reaches the caller
+                    self.held.abandon(raws)
+                    raise
                 if guards:
                     return guards
                 continue  # all were garbage or expired (now dead-lettered or dropped)
@@ -222,28 +241,35 @@ class ConsumerCore(Generic[G]):
         self, n: int, block: float, started: bool = False
     ) -> tuple[list[bytes], list[str]]:
         """Move up to n raw messages into our lists; block at most ``block`` s. Returns
-        them and, for each, the list it went to."""
+        them and, for each, the list it went to. Whatever interrupts it (an error, a
+        cancellation) after it moved messages leaves them to the next reconcile."""
         if self.closed:
             return [], []
         if not self._started:
             await self._start()
         if self.held.stale:
-            await hand_back_unknown(self.held)
-        raws, into = await self._take_now(n, 0, started)
-        if raws or self.paused or block < 0.001:
+            await reconcile(self.held)
+        raws: list[bytes] = []
+        try:
+            raws, into = await self._take_now(n, 0, started)
+            self.held.remember(raws)
+            if raws or self.paused or block < 0.001:
+                return raws, into
+            raw = await self._block_for_one(block)
+            if raw is None:
+                return [], []
+            raws, into = self.held.remember([raw]), [self._dest]
+            if n > 1:
+                more, more_into = await self._take_now(n - 1, 1, False)
+                raws, into = raws + self.held.remember(more), into + more_into
+            if self.closed:  # close() waits for this step: give back what it took, uncounted
+                await scripts.hand_back(self.keys, self._dest, list(reversed(raws))).run()
+                self.held.forget(raws)
+                return [], []
             return raws, into
-        raw = await self._block_for_one(block)
-        if raw is None:
-            return [], []
-        raws, into = [raw], [self._dest]
-        if n > 1:
-            more, more_into = await self._take_now(n - 1, 1, False)
-            raws, into = raws + more, into + more_into
-        if self.closed:  # close() waits for this step: give back what it took, uncounted
-            await scripts.hand_back(self.keys, self._dest, list(reversed(raws))).run()
-            self.held.forget(raws)
-            return [], []
-        return raws, into
+        except BaseException:
+            self.held.abandon(raws)
+            raise
 
     async def _take_now(
         self, n: int, taken: int, started: bool = False
@@ -255,7 +281,6 @@ class ConsumerCore(Generic[G]):
         fresh, paused, raws, length, pending, unstarted = await take.run()
         self._note(fresh, length, taken + len(raws), pending)
         self.paused = bool(paused)
-        h.remember(raws)
         if not started:
             return raws, [self._dest] * len(raws)
         into = [h.processing] * len(raws)
@@ -266,25 +291,36 @@ class ConsumerCore(Generic[G]):
     async def _block_for_one(self, block: float) -> bytes | None:
         """Register and wait up to ``block`` s for one message, in one round trip. The
         registration is a plain ZADD on the server's clock: unlike a script, it cannot be
-        missing after a server restart while the BLMOVE behind it runs."""
-        k = self.keys
+        missing after a server restart while the BLMOVE behind it runs; it is sent again
+        after the BLMOVE, so what the move brought is in the lists of a registered
+        consumer even if the GC reaped this one while it blocked. A message cancelled
+        meanwhile, or a deleted one's tombstone, is dropped."""
+        k, h = self.keys, self.held
+        register = ("ZADD", k.consumers, "GT", self.heartbeat.deadline_ms(), self.id)
         replies = await Batch(
             (
-                ("ZADD", k.consumers, "GT", self.heartbeat.deadline_ms(), self.id),
+                register,
                 ("BLMOVE", k.queue, self._dest, "RIGHT", "LEFT", f"{block:.3f}"),
-                ("LLEN", self._dest),
+                register,  # again: the GC may have reaped us while we blocked
+                ("LLEN", h.prefetch),
+                ("LLEN", h.processing),
                 ("HLEN", k.cancel),
             )
         )
-        fresh, raw, length, pending = raise_any(replies)
-        self._note(fresh, length, raw is not None, pending)
+        fresh, raw, again, prefetched, processing, pending = raise_any(replies)
+        raw = bytes(raw) if raw is not None else None
+        self._note(fresh or again, prefetched + processing, raw is not None, pending)
         if raw is None:
+            return None
+        if raw.startswith(envelope.TOMBSTONE):
+            tidy = (("LREM", self._dest, 1, raw), ("HINCRBY", k.counts, "tombstones:queue", -1))
+            raise_any(await Batch(tidy, transaction=True))
             return None
         if pending and envelope.message_id(raw):
             (dropped,) = await scripts.drop(k, self._dest, "cancelled", [raw]).run()
             if dropped:
                 return None
-        return self.held.remember([raw])[0]
+        return raw
 
     def _note(self, fresh: Any, length: int, taken: int, pending: int) -> None:
         """What a take tells: registered afresh (we had been reaped), a reply lost (the
@@ -297,14 +333,24 @@ class ConsumerCore(Generic[G]):
         self.held.cancels_pending = pending
 
     async def _start(self) -> None:
-        """The first beat (registration, promotion, registry, eviction check), then the
-        heartbeat of the front (a thread or a task)."""
+        """Return what a predecessor of the same id left (a fixed ``token``: a restarted
+        pod), counted as a death would be; then the first beat (registration, promotion,
+        registry, eviction check), then the heartbeat of the front (a thread or a task)."""
         for probe in eviction_probe(self.r):  # once per client: an evicting server loses messages
             try:
                 info = await Call(probe)
             except RedisError as exc:  # a user the ACL denies INFO: left unchecked
                 info = exc
             eviction_verdict(self.r, info)
+        _, requeued, dead, released = await recover(self.keys, self.id, self.max_attempts, "close")
+        if requeued + dead + released:
+            log.warning(
+                "consumer %s found %d message(s) left by a predecessor of the same id: "
+                "%d returned to the queue counted, %d dead-lettered, %d never started "
+                "returned uncounted",
+                self.id, requeued + dead + released, requeued, dead, released,
+            )  # fmt: skip
+        self.held.stale = False  # nothing is ours before the first take
         await self.heartbeat.beat(self.held.registering(self.keys))
         self.held.register(self.keys)
         self._started = True
@@ -321,7 +367,6 @@ class Consumer(ConsumerCore[MessageGuard]):
     guard_class = MessageGuard
     _driver: Driver
     _heartbeat: threading.Thread | None = None
-    _closing = False
 
     next = blocking(ConsumerCore._next)
     next_batch = blocking(ConsumerCore._next_batch)
@@ -331,9 +376,6 @@ class Consumer(ConsumerCore[MessageGuard]):
         """Stop the heartbeat, hand every unsettled message back, deregister (see
         ``ConsumerCore._close``). Ends a ``next()`` blocked in another thread within one
         block time."""
-        if self._closing:
-            return
-        self._closing = True
         self._driver.closed.set()
         self.stop_heartbeat()
         self._driver.run(self._close())

@@ -65,12 +65,15 @@ async def deliver(
     return guards
 
 
-async def dead_letter_garbage(held: Held, raw: bytes, reason: str, key: str) -> None:
-    """Bytes of our list ``key`` that are no message we can read: to the dead list."""
+async def dead_letter_garbage(
+    held: Held, raw: bytes, reason: str, key: str, *, newest: bool = True
+) -> None:
+    """Bytes of our list ``key`` that are no message we can read: to the dead list (they
+    are at its newest end, a take just moved them, or with ``newest`` False its oldest)."""
     log.error("queue %s: dead-lettering a message that cannot be decoded: %s", held.keys.name,
               reason)  # fmt: skip
     try:
-        await scripts.dead_letter_garbage(held.keys, key, reason, raw).run()
+        await scripts.dead_letter_garbage(held.keys, key, reason, raw, newest).run()
     except TRANSIENT as exc:
         log.warning("could not dead-letter it (%s); it will be handed back", exc)
         held.abandon([raw])

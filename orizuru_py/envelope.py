@@ -27,6 +27,7 @@ import attrs
 from .errors import DecodeError
 
 MAGIC = b"OZ"
+TOMBSTONE = b"\0orizuru-removed\0"  # what a message deleted deep in a long list leaves
 VERSION = 1  # of a plain message; 2 carries extensions
 _V1, _V2 = MAGIC + b"\x01", MAGIC + b"\x02"
 _FIELDS = struct.Struct(">IQB")  # deliveries, enqueued_ms, id length

@@ -16,11 +16,12 @@ from typing import Any
 import attrs
 from redis.crc import key_slot
 
-from . import checks, scripts
+from . import checks, scripts, search
 from .errors import AlreadySettled
 from .held import Held
 from .keys import QueueKeys
-from .plan import Call, Runs, blocking, raise_any
+from .plan import Batch, Runs, blocking, raise_any
+from .search import Step
 
 
 @attrs.define(eq=False, slots=True)
@@ -53,19 +54,18 @@ class GuardCore:
     async def _ack(self) -> bool:
         """Remove the message for good. False if it was no longer this consumer's."""
         self._check()
-        h = self.held
-        if self.unique_key is None and not h.cancels_pending:
-            done = await Call(("LREM", h.processing, -1, self.raw))
-        else:
-            done = await ack_call([self]).run()
-        return self._settle(done == 1, handled=True)
+        return self._settle(await self._settling(ack_step([self])), handled=True)
 
     async def _reject(self) -> bool:
         """Move the message to the unack list; the GC returns it to the queue later,
         this delivery counted."""
         self._check()
         h = self.held
-        done = await scripts.move(h.keys, h.processing, h.keys.unack, self.raw, False).run()
+        done = await self._settling(
+            lambda raws, rotate: scripts.move(
+                h.keys, h.processing, h.keys.unack, raws, False, rotate
+            )
+        )
         return self._settle(done, handled=False)
 
     async def _push(self, queue: str) -> bool:
@@ -73,50 +73,96 @@ class GuardCore:
 
         On Redis Cluster two queues live in different slots, where no step can
         touch both: there it is copied first and then removed, so a crash in
-        between duplicates the message but never loses it.
+        between duplicates the message but never loses it (and it is copied only
+        if it is still this consumer's, as far as a bounded look can tell).
         """
         self._check()
         h = self.held
         target = QueueKeys(queue, h.keys.prefix)
         register = h.registering(target)
         if h.cluster and key_slot(target.queue.encode()) != key_slot(h.processing.encode()):
-            raise_any(await scripts.batch([*register, ("LPUSH", target.queue, self.raw)]))
-            done = (await ack_call([self]).run()) == 1
+            done = await self._copy_then_ack(target, register)
         else:
-            move = scripts.move(h.keys, h.processing, target.queue, self.raw, True)
-            done = raise_any(await scripts.batch([*register, move]))[-1]
+
+            def move(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
+                return scripts.move(h.keys, h.processing, target.queue, raws, True, rotate)
+
+            done = await self._settling(move, first=register)
         h.register(target)
         return self._settle(done, handled=True)
+
+    async def _copy_then_ack(self, target: QueueKeys, register: list[tuple[str, ...]]) -> bool:
+        h = self.held
+        at, length = raise_any(
+            await Batch(
+                (
+                    ("LPOS", h.processing, self.raw, "RANK", -1, "MAXLEN", scripts.BUDGET),
+                    ("LLEN", h.processing),
+                )
+            )
+        )
+        if at is None and length <= scripts.BUDGET:  # no longer ours: the GC took it back
+            return False
+        raise_any(await scripts.batch([*register, ("LPUSH", target.queue, self.raw)]))
+        return await self._settling(ack_step([self]))
 
     async def _retry(self, delay: float = 0.0) -> bool:
         """Back to this queue after ``delay`` seconds, this delivery counted."""
         self._check()
-        h = self.held
-        done = await scripts.retry(h.keys, h.processing, self.raw, checks.delay_ms(delay)).run()
+        h, delay_ms = self.held, checks.delay_ms(delay)
+        done = await self._settling(
+            lambda raws, rotate: scripts.retry(h.keys, h.processing, raws, delay_ms, rotate)
+        )
         return self._settle(done, handled=False)
 
     async def _dead_letter(self, reason: str = "dead-lettered by the application") -> bool:
         """Move the message straight to the dead-letter list, with ``reason``."""
         self._check()
-        h = self.held
-        done = await scripts.dead_letter(h.keys, h.processing, str(reason), [self.raw]).run()
+        h, why = self.held, str(reason)
+        done = await self._settling(
+            lambda raws, rotate: scripts.dead_letter(h.keys, h.processing, why, raws, rotate)
+        )
         return self._settle(done, handled=False)
+
+    async def _settling(self, step: Step, first: Sequence[scripts.Command] = ()) -> bool:
+        """Run a settling script on this message (after ``first`` commands, in the same
+        round trip), searching on when it sits deep in the list. Cancelled in flight (or
+        interrupted), the message is given up: the consumer's next take returns it,
+        counted, if the step did not reach the server."""
+        try:
+            if first:
+                reply = raise_any(await scripts.batch([*first, step([self.raw], False)]))[-1]
+                found, looked, length = search.statuses(reply, 1)
+                found = await search.go_on(self.held, [self.raw], step, found, looked, length)
+            else:
+                found = await search.settle(self.held, [self.raw], step)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                self.held.abandon([self.raw], seen=True)
+            raise
+        return found[0] == 1
 
     def _check(self) -> None:
         if self.settled:
             raise AlreadySettled(f"message {self.id} was already settled")
 
-    def _settle(self, done: Any, *, handled: bool) -> bool:
+    def _settle(self, done: bool, *, handled: bool) -> bool:
         self.settled = True
         self.held.forget([self.raw], handled=handled)
-        return bool(done)
+        return done
 
 
-def ack_call(guards: Sequence[GuardCore]) -> scripts.ScriptCall:
-    """ack.lua for guards of one consumer: their messages, and which carry a unique key."""
+def ack_step(guards: Sequence[GuardCore]) -> Step:
+    """ack.lua for any of these guards of one consumer (each run names which carry a
+    unique key among the messages it is given)."""
     h = guards[0].held
-    unique_at = [i for i, g in enumerate(guards, 1) if g.unique_key is not None]
-    return scripts.ack(h.keys, h.processing, [g.raw for g in guards], unique_at)
+    unique = {g.raw for g in guards if g.unique_key is not None}
+
+    def step(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
+        unique_at = [i for i, raw in enumerate(raws, 1) if raw in unique]
+        return scripts.ack(h.keys, h.processing, raws, unique_at, rotate)
+
+    return step
 
 
 class MessageGuard(GuardCore):

@@ -4,9 +4,10 @@ The consumer remembers each message it takes; a guard forgets its message when i
 settles it. The multiset is of exact bytes: a push that a client resent can put two
 equal copies in one list, and each is a message held. ``stale`` says the lists may
 hold what this knowledge lacks (a reply was lost, a settle was given up, a request
-was cancelled in flight): the consumer's next take reconciles them. Guards settle
-against ``keys``, ``processing`` and the cancellations seen here, so they need nothing
-else of their consumer.
+was cancelled in flight): the consumer's next take reconciles them, handing back
+what no application code saw uncounted, and what it saw (``seen``) counted. Guards
+settle against ``keys``, ``processing`` and the cancellations seen here, so they need
+nothing else of their consumer; a search deep in a list holds ``scan_lock``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterable
+from typing import Any
 
 from . import envelope
 from .keys import QueueKeys
@@ -22,14 +24,16 @@ from .keys import QueueKeys
 class Held:
     """One consumer's lists and the messages it knows are in them."""
 
-    def __init__(self, keys: QueueKeys, consumer_id: str, *, cluster: bool) -> None:
+    def __init__(self, keys: QueueKeys, consumer_id: str, *, cluster: bool, scan_lock: Any) -> None:
         self.keys = keys
         self.consumer_id = consumer_id
         self.processing = keys.processing(consumer_id)
         self.prefetch = keys.prefetch(consumer_id)
         self.cluster = cluster
         self._copies: Counter[bytes] = Counter()
+        self._seen: Counter[bytes] = Counter()  # handed out, then given up: return counted
         self._lock = threading.Lock()
+        self.scan_lock = scan_lock  # one rotating search of these lists at a time
         self.count = 0
         self.stale = True  # until the first take has looked for orphans
         self.handled = self.failed = 0
@@ -60,11 +64,22 @@ class Held:
         elif handled is False:
             self.failed += n
 
-    def abandon(self, raws: Iterable[bytes]) -> None:
-        """Give up on messages whose settlement could not be sent (or was cancelled in
-        flight): the next take hands them, if still here, back to the queue."""
+    def abandon(self, raws: Iterable[bytes], *, seen: bool = False) -> None:
+        """Give up on messages whose take or settling could not be finished (a connection
+        lost, a request cancelled in flight): the next take hands them, if still here,
+        back to the queue, with this delivery counted if the application ``seen`` them."""
+        raws = list(raws)
         self.forget(raws)
+        if seen:
+            with self._lock:
+                self._seen.update(raws)
         self.stale = True
+
+    def take_seen(self) -> Counter[bytes]:
+        """The messages given up after they were handed out, now to be returned counted."""
+        with self._lock:
+            seen, self._seen = self._seen, Counter()
+        return seen
 
     def copies(self) -> dict[bytes, int]:
         """The multiset as it is now (read before the lists: a message settled meanwhile

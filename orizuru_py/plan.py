@@ -70,9 +70,11 @@ class Pause(Request):
 
 @attrs.frozen
 class Exclusive(Request):
-    """Run ``plan`` holding the owner's lock (one take at a time; close waits for it)."""
+    """Run ``plan`` holding a lock: the driver's own (one take at a time; close waits for
+    it), or ``lock``, one its ``new_lock`` made."""
 
     plan: Plan[Any]
+    lock: Any = None
 
 
 def raise_any(replies: list[Any]) -> list[Any]:
@@ -112,7 +114,7 @@ class Driver:
                 except UnknownRequest:
                     plan.close()
                     raise
-                except Exception as exc:
+                except BaseException as exc:  # KeyboardInterrupt too: the plan tidies up
                     op = throw(exc)
                 else:
                     op = send(reply)
@@ -133,9 +135,14 @@ class Driver:
         if kind is Pause:
             return self.closed.wait(op.seconds)
         if kind is Exclusive:
-            with self.lock:
+            with op.lock or self.lock:
                 return self.run(op.plan)
         raise unknown(op)
+
+    @staticmethod
+    def new_lock() -> threading.Lock:
+        """A lock for ``Exclusive`` shared by the plans of several drivers of this API."""
+        return threading.Lock()
 
 
 class Runs(Protocol):

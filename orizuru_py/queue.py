@@ -19,20 +19,24 @@ from .codecs import Codec, MsgpackCodec
 from .keys import QueueKeys, registry
 from .peeking import PEEK_BYTES, WHERE, Peeked, check_peek, peek
 from .plan import Batch, Call, Driver, blocking, raise_any
+from .producer import DEFAULT_UNIQUE_FOR
 from .stats import QueueStats, stats
 
 _PAGE = 1000  # elements looked at per script call when searching
+_UNIQUE_FOR_MS = int(DEFAULT_UNIQUE_FOR * 1000)  # a revived dead letter's hold on its key
 
 
 class Revived(int):
     """How many dead letters went back to the queue; ``garbage``: records left dead
-    because their bytes are not a message."""
+    because their bytes are not a message; ``held``: left dead because another live
+    message holds their unique key now (reviving them would break its uniqueness)."""
 
     garbage: int
+    held: int
 
-    def __new__(cls, revived: int, garbage: int) -> Revived:
+    def __new__(cls, revived: int, garbage: int, held: int = 0) -> Revived:
         self = super().__new__(cls, revived)
-        self.garbage = garbage
+        self.garbage, self.held = garbage, held
         return self
 
 
@@ -88,40 +92,41 @@ class QueueCore:
         consumers. Returns how many messages were deleted."""
         k = self.keys
         lists = [k.queue, k.unack] + ([k.dead] if dead else [])
+        roles = ["tombstones:queue", "tombstones:unack"] + (["tombstones:dead"] if dead else [])
         sizes = [("LLEN", key) for key in lists] + [("ZCARD", k.delayed)]
-        deletes = ("UNLINK", *lists, k.delayed, k.unique, k.unique_expiry)
-        replies = raise_any(await Batch((*sizes, deletes), transaction=True))
-        return int(sum(replies[:-1]))
+        tombs = [("HGET", k.counts, role) for role in roles]
+        deletes = (("UNLINK", *lists, k.delayed, k.unique, k.unique_expiry),
+                   ("HDEL", k.counts, *roles))  # fmt: skip
+        replies = raise_any(await Batch((*sizes, *tombs, *deletes), transaction=True))
+        found = sum(replies[: len(sizes)]) - sum(int(t or 0) for t in replies[len(sizes) : -2])
+        return int(found)
 
     async def _requeue_dead(self) -> Revived:
-        """Move every dead letter back to the queue with a fresh attempt count, in
-        bounded steps; records whose bytes are not a message stay dead (``.garbage``)."""
+        """Move every dead letter back to the queue with a fresh attempt count, taking its
+        unique key again (for ``DEFAULT_UNIQUE_FOR``), in bounded steps; records whose
+        bytes are not a message stay dead (``.garbage``), and so do messages whose unique
+        key another live message holds now (``.held``)."""
         k = self.keys
         total = await Call(("LLEN", k.dead))
-        revived = kept = 0
-        while revived + kept < total:
-            limit = min(_PAGE, total - revived - kept)
-            n, g = await scripts.revive(k, limit).run()
-            revived, kept = revived + n, kept + g
-            if n + g < limit:
+        revived = garbage = held = 0
+        while revived + garbage + held < total:  # each record examined once
+            limit = min(_PAGE, total - revived - garbage - held)
+            n, g, h = await scripts.revive(k, limit, _UNIQUE_FOR_MS).run()
+            revived, garbage, held = revived + n, garbage + g, held + h
+            if n + g + h < limit:
                 break
-        return Revived(revived, kept)
+        return Revived(revived, garbage, held)
 
     async def _requeue_one(self, message_id: str) -> bool:
-        """Move one dead letter back to the queue with a fresh attempt count."""
+        """Move one dead letter back to the queue with a fresh attempt count, taking its
+        unique key again; False if it is not there or another live message holds its key."""
         return await self._find(self.keys.dead, "dead", message_id, "revive") is not None
 
     async def _delete(self, message_id: str, where: str = "waiting") -> bool:
         """Delete one waiting, delayed, unacked or dead message; False if not there."""
         if where not in WHERE:
             raise ValueError(f"where must be one of {', '.join(WHERE)}, got {where!r}")
-        k = self.keys
-        key, kind = {
-            "waiting": (k.queue, "list"),
-            "delayed": (k.delayed, "zset"),
-            "unacked": (k.unack, "list"),
-            "dead": (k.dead, "dead"),
-        }[where]
+        key, kind = self._lists[where]
         return await self._find(key, kind, message_id, "delete") is not None
 
     async def _pause(self) -> None:
@@ -165,15 +170,31 @@ class QueueCore:
                 break
         return bool(await scripts.cancel_end(k, message_id, seen).run())
 
+    @property
+    def _lists(self) -> dict[str, tuple[str, str]]:
+        k = self.keys
+        return {
+            "waiting": (k.queue, "list"),
+            "delayed": (k.delayed, "zset"),
+            "unacked": (k.unack, "list"),
+            "dead": (k.dead, "dead"),
+        }
+
     async def _find(self, key: str | bytes, kind: str, message_id: str, action: str) -> int | None:
-        """Search ``key`` a page per call for ``message_id`` and act on it; its index or None."""
+        """Search ``key`` a page per call for ``message_id`` and act on it; its index or
+        None (also for a dead letter not revived: another live message holds its key)."""
         message_id = checks.message_id(message_id)
-        start = 0
+        k, start = self.keys, 0
+        role = {k.queue: "queue", k.unack: "unack", k.dead: "dead"}.get(str(key), "")
         while start != -1:
-            step = scripts.find(self.keys, key, kind, message_id, start, _PAGE, action)
+            step = scripts.find(
+                k, key, kind, message_id, start, _PAGE, action, role, _UNIQUE_FOR_MS
+            )
             index, _, start = await step.run()
-            if index != -1:
+            if index >= 0:
                 return int(index)
+            if index == -2:
+                return None
         return None
 
 

@@ -2,46 +2,78 @@
 
 A move whose reply was lost (and maybe resent by the client) leaves messages in a
 consumer's list that no application code saw; they go back to the front of the
-queue, uncounted. Bytes there that are no message at all are dead-lettered, as a
-take does with them.
+queue, uncounted. Messages whose settling the consumer gave up (a request cancelled
+in flight, a connection lost for good) were handed out: they go to the unack list,
+this delivery counted, so a message that keeps failing still reaches the dead list.
+Bytes there that are no message at all are dead-lettered, as a take does with them.
+
+Each list is read a window at a time from its oldest end (both windows in one
+MULTI, so a chunk a worker's thread starts meanwhile is not seen in both lists), and
+each window sorted by one bounded script; a list longer than a window has its known
+elements moved to its newest end, so the next window shows the next ones, until as
+many elements as the list held have been looked at.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from . import envelope, scripts
 from .delivery import dead_letter_garbage
 from .held import Held
-from .plan import Batch, raise_any
+from .plan import Batch, Exclusive, raise_any
 
 log = logging.getLogger("orizuru_py.consumer")
 
 
-async def hand_back_unknown(held: Held) -> None:
-    """Return to the queue what sits in our lists without our knowing. Both lists are read
-    in one MULTI, so a chunk a worker's thread starts meanwhile is not seen twice."""
+async def reconcile(held: Held) -> None:
+    """Sort both of ``held``'s lists against what it knows (one search at a time)."""
+    await Exclusive(_reconcile(held), lock=held.scan_lock)
+
+
+async def _reconcile(held: Held) -> None:
+    held.stale = False  # what goes wrong from now on sets it again
     lists = (held.prefetch, held.processing)
-    spare = held.copies()  # before the lists: a message acked meanwhile is not "unknown"
-    contents = raise_any(await Batch(tuple(("LRANGE", key, 0, -1) for key in lists), True))
-    for key, items in zip(lists, contents, strict=True):
-        unknown = []
-        for raw in reversed(items):  # oldest first
-            if spare.get(raw, 0) > 0:
-                spare[raw] -= 1
-            else:
-                unknown.append(raw)
-        garbage = [raw for raw in unknown if envelope.message_id(raw) is None]
-        for raw in garbage:  # no id: dead-lettered, as a take does with it
-            await dead_letter_garbage(held, raw, "undecodable: not an orizuru envelope", key)
-        moved = 0
-        if len(garbage) < len(unknown):
-            rest = [raw for raw in unknown if raw not in garbage]
-            moved = await scripts.hand_back(held.keys, key, rest).run()
-        if moved:
-            log.warning(
-                "consumer %s handed back %d message(s) it held without knowing (a lost reply)",
-                held.consumer_id,
-                moved,
-            )
-    held.stale = False
+    spare = Counter(held.copies())  # before the lists: one settled meanwhile is not unknown
+    seen = held.take_seen()
+    lengths = raise_any(await Batch(tuple(("LLEN", key) for key in lists)))
+    looked = [0, 0]
+    rotated: Counter[bytes] = Counter()  # known and moved on: known again if met again
+    while any(done < length for done, length in zip(looked, lengths, strict=True)):
+        windows = raise_any(
+            await Batch(tuple(("LRANGE", key, -scripts.BUDGET, -1) for key in lists), True)
+        )
+        for i, (key, window) in enumerate(zip(lists, windows, strict=True)):
+            if looked[i] >= lengths[i]:
+                continue
+            known, unseen, counted, garbage = [], [], [], []
+            for raw in reversed(window):  # oldest first
+                if spare[raw] > 0:
+                    spare[raw] -= 1
+                    known.append(raw)
+                elif rotated[raw] > 0:  # known, met again after moving on
+                    known.append(raw)
+                elif envelope.message_id(raw) is None:
+                    garbage.append(raw)
+                elif seen[raw] > 0 and key == held.processing:
+                    seen[raw] -= 1
+                    counted.append(raw)
+                else:
+                    unseen.append(raw)
+            for raw in garbage:  # no id: dead-lettered, as a take does with it
+                reason = "undecodable: not an orizuru envelope"
+                await dead_letter_garbage(held, raw, reason, key, newest=False)
+            step = scripts.reconcile(held.keys, key, known, unseen, counted, len(window))
+            sorted_, back, returned = await step.run()
+            if len(window) < lengths[i]:
+                rotated.update(known)
+            looked[i] = lengths[i] if not sorted_ else looked[i] + sorted_ + len(garbage)
+            if back or returned:
+                log.warning(
+                    "consumer %s handed back %d message(s) it held without knowing (a lost "
+                    "reply) and returned %d whose settling it gave up",
+                    held.consumer_id,
+                    back,
+                    returned,
+                )

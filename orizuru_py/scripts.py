@@ -125,6 +125,7 @@ DEAD_LETTER = Script("dead_letter")
 DROP = Script("drop")
 RELEASE = Script("release")
 HAND_BACK = Script("hand_back")
+RECONCILE = Script("reconcile")
 # A consumer's life: its beat; its close, or its reaping by the GC.
 REGISTER = Script("register")
 RECOVER = Script("recover")
@@ -141,9 +142,13 @@ CANCEL_MARK = Script("cancel_mark")
 CANCEL_END = Script("cancel_end")
 
 # -- the bindings: each script's keys, in its order, and its arguments ----------------------
-# Lists of messages travel as their packed ids (envelope.packed_ids), oldest first.
+# Lists of messages travel as their packed ids (envelope.packed_ids), oldest first. A
+# script that looks for messages in a list looks at no more than BUDGET of its elements
+# per call; ``rotate``: a pass of a search that goes on (see search.py).
 
 Key = str | bytes
+BUDGET = 1000  # list elements a script looks at per call when it searches
+REACH = 10_000  # how far from an end a deleted list element is removed at once
 
 
 def push(k: QueueKeys, delay_ms: int, unique_ms: int, messages: Sequence[Pushed]) -> ScriptCall:
@@ -167,50 +172,69 @@ def take(
 
 
 def start(
-    k: QueueKeys, prefetch: str, processing: str, raws: Sequence[bytes], resent: bool
-) -> ScriptCall:
-    """Move a worker's chunk from its prefetch list to its processing list."""
+    k: QueueKeys, prefetch: str, processing: str, raws: Sequence[bytes], resent: bool,
+    rotate: bool = False,
+) -> ScriptCall:  # fmt: skip
+    """Move a worker's chunk from its prefetch list to its processing list (``resent``:
+    after a lost reply, when the first sending may have been applied)."""
     keys = (prefetch, processing, k.cancel, k.unique, k.unique_expiry, k.counts)
-    return ScriptCall(START, keys, ("1" if resent else "0", packed_ids(raws), len(raws)))
+    argv = (_flag(resent), packed_ids(raws), len(raws), BUDGET, _flag(rotate))
+    return ScriptCall(START, keys, argv)
 
 
 def ack(
-    k: QueueKeys, processing: str, raws: Sequence[bytes], unique_at: Sequence[int]
-) -> ScriptCall:
+    k: QueueKeys, processing: str, raws: Sequence[bytes], unique_at: Sequence[int],
+    rotate: bool = False,
+) -> ScriptCall:  # fmt: skip
     """Remove acknowledged messages; ``unique_at``: the positions (from 1) of those that
     carry a unique key, to free it."""
     keys = (processing, k.cancel, k.unique, k.unique_expiry)
-    return ScriptCall(ACK, keys, (packed_ids(raws), len(raws), *unique_at))
+    argv = (packed_ids(raws), len(raws), BUDGET, _flag(rotate), *unique_at)
+    return ScriptCall(ACK, keys, argv)
 
 
-def move(k: QueueKeys, processing: str, target: str, raw: bytes, free_unique: bool) -> ScriptCall:
-    """Move one message to the back of ``target`` (the unack list, or a queue of this slot)."""
-    keys = (processing, target, k.unique, k.unique_expiry)
-    return ScriptCall(MOVE, keys, (packed_ids([raw]), "1" if free_unique else "0"))
+def move(
+    k: QueueKeys, processing: str, target: str, raws: Sequence[bytes], leaves: bool,
+    rotate: bool = False,
+) -> ScriptCall:  # fmt: skip
+    """Move one message to the back of ``target`` (the unack list, or a queue of this slot;
+    ``leaves``: it leaves this queue, its unique key and cancellation mark with it)."""
+    keys = (processing, target, k.unique, k.unique_expiry, k.cancel)
+    return ScriptCall(MOVE, keys, (packed_ids(raws), _flag(leaves), BUDGET, _flag(rotate)))
 
 
-def retry(k: QueueKeys, processing: str, raw: bytes, delay_ms: int) -> ScriptCall:
+def retry(
+    k: QueueKeys, processing: str, raws: Sequence[bytes], delay_ms: int, rotate: bool = False
+) -> ScriptCall:
     """Move one message to the delayed set, a delivery counted."""
-    return ScriptCall(RETRY, (processing, k.delayed), (packed_ids([raw]), delay_ms))
+    argv = (packed_ids(raws), delay_ms, BUDGET, _flag(rotate))
+    return ScriptCall(RETRY, (processing, k.delayed), argv)
 
 
-def dead_letter(k: QueueKeys, source: str, reason: str, raws: Sequence[bytes]) -> ScriptCall:
+def dead_letter(
+    k: QueueKeys, source: str, reason: str, raws: Sequence[bytes], rotate: bool = False
+) -> ScriptCall:
     """Move messages of ``source`` (a consumer's list) to the dead-letter list."""
     keys = (source, k.dead, k.cancel, k.unique, k.unique_expiry)
-    return ScriptCall(DEAD_LETTER, keys, (reason, "ids", packed_ids(raws)))
+    argv = (reason, "ids", packed_ids(raws), BUDGET, _flag(rotate))
+    return ScriptCall(DEAD_LETTER, keys, argv)
 
 
-def dead_letter_garbage(k: QueueKeys, source: str, reason: str, raw: bytes) -> ScriptCall:
-    """Move bytes that are no message at all (no id to find them by) to the dead list."""
+def dead_letter_garbage(
+    k: QueueKeys, source: str, reason: str, raw: bytes, newest: bool
+) -> ScriptCall:
+    """Move bytes that are no message at all (no id to find them by) to the dead list,
+    looking for them from the newest end of ``source`` (a take just moved them), or the
+    oldest."""
     keys = (source, k.dead, k.cancel, k.unique, k.unique_expiry)
-    return ScriptCall(DEAD_LETTER, keys, (reason, "raw", raw))
+    return ScriptCall(DEAD_LETTER, keys, (reason, "raw", raw, 1 if newest else -1, BUDGET))
 
 
 def drop(k: QueueKeys, source: str, why: str, raws: Sequence[bytes]) -> ScriptCall:
-    """Take messages out of ``source`` undelivered, counted: ``why`` "expired" or
-    "cancelled" (only those with a pending cancellation)."""
+    """Take messages a take just moved into ``source`` out of it undelivered, counted:
+    ``why`` "expired" or "cancelled" (only those with a pending cancellation)."""
     keys = (source, k.cancel, k.unique, k.unique_expiry, k.counts)
-    return ScriptCall(DROP, keys, (why, packed_ids(raws)))
+    return ScriptCall(DROP, keys, (why, packed_ids(raws), len(raws) + BUDGET))
 
 
 def release(k: QueueKeys, prefetch: str, limit: int) -> ScriptCall:
@@ -219,8 +243,20 @@ def release(k: QueueKeys, prefetch: str, limit: int) -> ScriptCall:
 
 
 def hand_back(k: QueueKeys, source: str, raws: Sequence[bytes]) -> ScriptCall:
-    """Hand messages of ``source`` no application code saw back to the front, uncounted."""
-    return ScriptCall(HAND_BACK, (source, k.queue), (packed_ids(raws),))
+    """Hand messages a take just moved into ``source``, which no application code will
+    see, back to the front of the queue, uncounted."""
+    return ScriptCall(HAND_BACK, (source, k.queue), (packed_ids(raws), len(raws) + BUDGET))
+
+
+def reconcile(
+    k: QueueKeys, source: str, known: Sequence[bytes], unseen: Sequence[bytes],
+    seen: Sequence[bytes], window: int,
+) -> ScriptCall:  # fmt: skip
+    """Sort the oldest ``window`` elements of one of a consumer's lists, which it has just
+    read: ``known`` stay its, ``unseen`` (no application code saw them) go back to the
+    front of the queue uncounted, ``seen`` (their settling given up) to the unack list."""
+    argv = (packed_ids(known), packed_ids(unseen), packed_ids(seen), window)
+    return ScriptCall(RECONCILE, (source, k.queue, k.unack), argv)
 
 
 def register(k: QueueKeys, consumer: str, timeout_ms: int, info: bytes) -> ScriptCall:
@@ -232,7 +268,7 @@ def recover(k: QueueKeys, member: Key, max_attempts: int, limit: int, mode: str)
     """Move a chunk of a consumer's lists back to the queue (``mode`` "close" or "reap")."""
     processing, prefetch = k.of_member(member.encode() if isinstance(member, str) else member)
     keys = (k.consumers, k.info, processing, prefetch, k.queue, k.dead, k.unique,
-            k.unique_expiry, k.counts)  # fmt: skip
+            k.unique_expiry, k.counts, k.cancel)  # fmt: skip
     return ScriptCall(RECOVER, keys, (member, max_attempts, limit, mode))
 
 
@@ -243,7 +279,7 @@ def expired(k: QueueKeys, limit: int) -> ScriptCall:
 
 def requeue_unack(k: QueueKeys, max_attempts: int, limit: int) -> ScriptCall:
     """Return rejected messages to the queue, counted, or dead-letter them."""
-    keys = (k.unack, k.queue, k.dead, k.unique, k.unique_expiry, k.counts)
+    keys = (k.unack, k.queue, k.dead, k.unique, k.unique_expiry, k.counts, k.cancel)
     return ScriptCall(REQUEUE_UNACK, keys, (max_attempts, limit))
 
 
@@ -257,22 +293,22 @@ def sweep(k: QueueKeys, limit: int, cursor: Any, max_age_ms: int) -> ScriptCall:
     return ScriptCall(SWEEP, (k.unique, k.unique_expiry, k.cancel), (limit, cursor, max_age_ms))
 
 
-def revive(k: QueueKeys, limit: int) -> ScriptCall:
-    """Move up to ``limit`` dead letters back to the queue, fresh counts."""
-    return ScriptCall(REVIVE, (k.dead, k.queue), (limit,))
+def revive(k: QueueKeys, limit: int, unique_for_ms: int) -> ScriptCall:
+    """Move up to ``limit`` dead letters back to the queue, fresh counts, each taking its
+    unique key again for ``unique_for_ms``."""
+    keys = (k.dead, k.queue, k.unique, k.unique_expiry, k.counts)
+    return ScriptCall(REVIVE, keys, (limit, unique_for_ms))
 
 
 def find(
-    k: QueueKeys, target: Key, kind: str, message_id: str, first: int, size: int, action: str
-) -> ScriptCall:
-    """Look through one page of ``target`` for a message and act on it."""
+    k: QueueKeys, target: Key, kind: str, message_id: str, first: int, size: int, action: str,
+    role: str = "", unique_for_ms: int = 0,
+) -> ScriptCall:  # fmt: skip
+    """Look through one page of ``target`` (its ``role``: queue, unack or dead) for a
+    message and act on it."""
     keys = (target, k.queue, k.cancel, k.unique, k.unique_expiry, k.counts)
-    return ScriptCall(FIND, keys, (kind, message_id, first, size, action))
-
-
-def cancel_mark(k: QueueKeys, message_id: str) -> ScriptCall:
-    """Mark a message cancelled, so every take that meets it drops it."""
-    return ScriptCall(CANCEL_MARK, (k.cancel,), (message_id,))
+    argv = (kind, message_id, first, size, action, role, unique_for_ms, REACH)
+    return ScriptCall(FIND, keys, argv)
 
 
 def peek(source: Key, kind: str, first: int, n: int, cut: int, budget: int) -> ScriptCall:
@@ -282,6 +318,15 @@ def peek(source: Key, kind: str, first: int, n: int, cut: int, budget: int) -> S
     return ScriptCall(PEEK, (source,), (kind, first, n, cut, budget))
 
 
+def cancel_mark(k: QueueKeys, message_id: str) -> ScriptCall:
+    """Mark a message cancelled, so every take that meets it drops it."""
+    return ScriptCall(CANCEL_MARK, (k.cancel,), (message_id,))
+
+
 def cancel_end(k: QueueKeys, message_id: str, seen: str) -> ScriptCall:
     """Decide a cancellation from where the message was ``seen``."""
     return ScriptCall(CANCEL_END, (k.cancel,), (message_id, seen))
+
+
+def _flag(on: bool) -> str:
+    return "1" if on else "0"

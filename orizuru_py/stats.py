@@ -150,10 +150,10 @@ def _queue_stats(k: QueueKeys, reply: list[Any], now_ms: int, held: Iterator[int
     pushed = enqueued_ms(bytes(oldest[1][1])) if len(oldest) > 1 else None
     return QueueStats(
         queue=k.name,
-        waiting=waiting,
+        waiting=max(0, waiting - counts.get("tombstones:queue", 0)),  # deleted ones' marks
         delayed=delayed,
-        unacked=unacked,
-        dead=dead,
+        unacked=max(0, unacked - counts.get("tombstones:unack", 0)),
+        dead=max(0, dead - counts.get("tombstones:dead", 0)),
         expired=counts.get("expired", 0),
         cancelled=counts.get("cancelled", 0),
         paused=bool(paused),

@@ -84,7 +84,7 @@ class Blocking:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
-        if inspect.isawaitable(attr):  # a property awaited (``await q.paused``)
+        if inspect.iscoroutine(attr):  # a property awaited (``await q.paused``)
             return _wrap(self._loop, self._loop.run(_awaited(attr)))
         if not callable(attr) or inspect.isclass(attr):
             return _wrap(self._loop, attr)

@@ -50,7 +50,6 @@ class Consumer(ConsumerCore[MessageGuard]):
     driver_class = AsyncDriver
     _driver: AsyncDriver
     _heartbeat: asyncio.Task[None] | None = None
-    _closing = False
 
     next = awaiting(ConsumerCore._next)
     next_batch = awaiting(ConsumerCore._next_batch)
@@ -60,9 +59,6 @@ class Consumer(ConsumerCore[MessageGuard]):
         """Stop the heartbeat, hand every unsettled message back, deregister (see
         ``ConsumerCore._close``). Ends a ``next()`` awaiting in another task within one
         block time."""
-        if self._closing:
-            return
-        self._closing = True
         self._driver.closed.set()
         await self.stop_heartbeat()
         await self._driver.run(self._close())

@@ -33,8 +33,8 @@ class AsyncDriver:
                 except UnknownRequest:
                     plan.close()
                     raise
-                except Exception as exc:
-                    op = throw(exc)
+                except BaseException as exc:  # CancelledError too: at any await the plan
+                    op = throw(exc)  # learns its request's fate is unknown, and tidies up
                 else:
                     op = send(reply)
         except StopIteration as stop:
@@ -58,6 +58,11 @@ class AsyncDriver:
                 return False
             return True
         if kind is Exclusive:
-            async with self.lock:
+            async with op.lock or self.lock:
                 return await self.run(op.plan)
         raise unknown(op)
+
+    @staticmethod
+    def new_lock() -> asyncio.Lock:
+        """A lock for ``Exclusive`` shared by the plans of several drivers of this API."""
+        return asyncio.Lock()

@@ -5,26 +5,39 @@
 -- KEYS[3] cancel         hash  message id -> cancellation state
 -- KEYS[4] unique         hash  unique key -> message id
 -- KEYS[5] unique_expiry  zset  unique key -> when it lapses (ms)
--- ARGV[1] reason, ARGV[2] "ids": ARGV[3] the messages' ids, packed (each: its length in
--- one byte, then it); or "raw": ARGV[3] the exact bytes of one that is no message at all
--- (garbage a take just moved: it has no id)
--- Returns how many were moved (a message no longer there is skipped).
+-- ARGV[1] reason, then either "ids", ARGV[3] the messages' ids, packed (each: its length
+-- in one byte, then it), ARGV[4] at most this many elements looked at, ARGV[5] "1" to
+-- move those looked at to the newest end (a pass of a search that goes on); or "raw",
+-- ARGV[3] the exact bytes of one that is no message at all (garbage: it has no id),
+-- ARGV[4] 1 to look for it from the newest end (a take just moved it), -1 from the oldest,
+-- ARGV[5] at most this many elements looked at
+-- Returns, for "ids", k when all k moved, else {one 1 (moved) or 0 (not seen) per
+-- message, elements looked at, the list's length}; for "raw", 1 or 0.
 local bad = oz_wrong_type(KEYS[1], "list", KEYS[2], "list", KEYS[3], "hash", KEYS[4], "hash",
                           KEYS[5], "zset")
 if bad then return redis.error_reply(bad) end
 local now = oz_now_ms()
 if ARGV[2] == "raw" then
-  if redis.call("LREM", KEYS[1], 1, ARGV[3]) == 0 then return 0 end
+  local from = tonumber(ARGV[4])
+  if not redis.call("LPOS", KEYS[1], ARGV[3], "RANK", from, "MAXLEN", tonumber(ARGV[5])) then
+    return 0
+  end
+  redis.call("LREM", KEYS[1], from, ARGV[3])  -- the copy LPOS found, or a nearer one
   redis.call("LPUSH", KEYS[2], oz_dead_record(ARGV[3], ARGV[1], now))
   return 1
 end
-local moved = 0
-for _, raw in ipairs(oz_remove(KEYS[1], oz_ids(ARGV[3]), 5000)) do
+local ids = oz_ids(ARGV[3])
+local taken, looked, len = oz_take_ids(KEYS[1], ids, tonumber(ARGV[4]), false, ARGV[5] == "1")
+local out, all = {}, true
+for i, raw in ipairs(taken) do
   if raw then
     redis.call("LPUSH", KEYS[2], oz_dead_record(raw, ARGV[1], now))
     oz_free_unique(raw, KEYS[4], KEYS[5])
     redis.call("HDEL", KEYS[3], oz_id(raw))
-    moved = moved + 1
+    out[i] = 1
+  else
+    out[i], all = 0, false
   end
 end
-return moved
+if all then return #ids end
+return {out, looked, len}

@@ -8,12 +8,16 @@
 -- KEYS[3] cancel         hash  message id -> cancellation state
 -- KEYS[4] unique         hash  unique key -> message id
 -- KEYS[5] unique_expiry  zset  unique key -> when it lapses (ms)
--- KEYS[6] counts         hash  totals (cancelled)
+-- KEYS[6] counts         hash  totals (cancelled, tombstones:ROLE)
 -- ARGV[1] "list", "zset" or "dead" (a list of dead-letter records), ARGV[2] message id,
 -- ARGV[3] first index, ARGV[4] page size, ARGV[5] action: "find" (look only), "delete"
 -- (remove it, free its unique key), "cancel" (delete, and count it cancelled),
--- "revive" (a dead letter: back to the queue with a fresh delivery count)
--- Returns {index found or -1, the stored bytes or "", next first index or -1 at the end}.
+-- "revive" (a dead letter: back to the queue with a fresh delivery count, taking its
+-- unique key again for ARGV[7] ms), ARGV[6] the list's role (queue, unack, dead),
+-- ARGV[8] how far from an end a list element is removed at once: deeper, removing it
+-- would scan half the list, so a tombstone takes its place (whoever pops it drops it)
+-- Returns {index found, -1 (not in this page), or -2 (a dead letter not revived: another
+-- live message holds its unique key); the stored bytes or ""; next first index or -1}.
 local kind, id, first, size, action = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local bad = oz_wrong_type(KEYS[1], kind == "zset" and "zset" or "list")
 if not bad and action ~= "find" then
@@ -38,13 +42,21 @@ for j, stored in ipairs(page) do
   if oz_deliveries(raw) and oz_id(raw) == id then
     local index = first + j - 1
     if action ~= "find" then
+      if action == "revive"
+          and not oz_retake_unique(raw, KEYS[4], KEYS[5], oz_now_ms(), tonumber(ARGV[7])) then
+        return {-2, stored, -1}
+      end
       if kind == "zset" then
         redis.call("ZREM", KEYS[1], stored)
       else
         local tomb = "\0orizuru-removed\0" .. id
         local len = redis.call("LLEN", KEYS[1])
         redis.call("LSET", KEYS[1], index, tomb)
-        redis.call("LREM", KEYS[1], index < len / 2 and 1 or -1, tomb)
+        if math.min(index, len - 1 - index) < tonumber(ARGV[8]) then
+          redis.call("LREM", KEYS[1], index < len / 2 and 1 or -1, tomb)
+        else
+          redis.call("HINCRBY", KEYS[6], "tombstones:" .. ARGV[6], 1)
+        end
       end
       if action == "revive" then
         redis.call("LPUSH", KEYS[2], oz_with_deliveries(raw, 0))

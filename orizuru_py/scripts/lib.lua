@@ -26,6 +26,13 @@ local function oz_wrong_type(...)
   return nil
 end
 
+-- A message deleted from deep in a long list leaves this mark where it stood (removing
+-- it there would cost the whole list): whoever pops one drops it, and lowers the list's
+-- count of them (the counts hash field "tombstones:" .. the list's role).
+local function oz_is_tombstone(raw)
+  return string.byte(raw, 1) == 0 and string.sub(raw, 1, 17) == "\0orizuru-removed\0"
+end
+
 local function oz_u32(n)
   return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256,
                      math.floor(n / 256) % 256, n % 256)
@@ -75,6 +82,21 @@ local function oz_free_unique(raw, unique, unique_expiry)
   end
 end
 
+-- Take the unique key of raw again for it (a dead letter revived): true when it carries
+-- none, or the key is free (or lapsed) and now names it for unique_for ms; false when
+-- another live message holds it.
+local function oz_retake_unique(raw, unique, unique_expiry, now, unique_for)
+  local key = oz_unique_key(raw)
+  if not key then return true end
+  local live = redis.call("HGET", unique, key)
+  if live and live ~= oz_id(raw) and tonumber(redis.call("ZSCORE", unique_expiry, key) or 0) > now then
+    return false
+  end
+  redis.call("HSET", unique, key, oz_id(raw))
+  redis.call("ZADD", unique_expiry, now + unique_for, key)
+  return true
+end
+
 local function oz_dead_record(raw, reason, now)
   return "OZD\1" .. oz_u32(#reason) .. reason
       .. oz_u32(math.floor(now / 4294967296)) .. oz_u32(now % 4294967296) .. raw
@@ -83,8 +105,10 @@ end
 -- A delivery of raw ended without an ack (rejected, or handed to a consumer that died):
 -- count it, then push it to queue with `push` (LPUSH: back of the line; RPUSH: next up),
 -- or to dead once it has been delivered max_attempts times (0: no limit), freeing its
--- unique key. Returns 1 when requeued, 0 when dead-lettered.
-local function oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry)
+-- unique key and forgetting a cancellation mark. Returns 1 when requeued, 0 when
+-- dead-lettered.
+local function oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry,
+                         cancel)
   local n = oz_deliveries(raw)
   if n == nil then
     redis.call("LPUSH", dead, oz_dead_record(raw, "undecodable: not an orizuru envelope", now))
@@ -94,21 +118,26 @@ local function oz_return(raw, queue, dead, max_attempts, now, push, unique, uniq
   if max_attempts > 0 and n >= max_attempts then
     redis.call("LPUSH", dead, oz_dead_record(raw, "max attempts reached (" .. n .. " deliveries)", now))
     oz_free_unique(raw, unique, unique_expiry)
+    redis.call("HDEL", cancel, oz_id(raw))
     return 0
   end
   redis.call(push, queue, oz_with_deliveries(raw, n))
   return 1
 end
 
--- oz_return up to `limit` messages popped from `source` with `pop` (LPOP/RPOP).
+-- oz_return up to `limit` messages popped from `source` with `pop` (LPOP/RPOP); with
+-- `counts`, a tombstone popped is dropped and the count `tombs` of them lowered.
 -- Returns requeued, dead-lettered.
 local function oz_return_all(pop, source, queue, dead, max_attempts, now, push, limit, unique,
-                             unique_expiry)
+                             unique_expiry, cancel, counts, tombs)
   local requeued, dead_lettered = 0, 0
   for _ = 1, limit do
     local raw = redis.call(pop, source)
     if not raw then break end
-    if oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry) == 1 then
+    if counts and oz_is_tombstone(raw) then
+      redis.call("HINCRBY", counts, tombs, -1)
+    elseif oz_return(raw, queue, dead, max_attempts, now, push, unique, unique_expiry,
+                     cancel) == 1 then
       requeued = requeued + 1
     else
       dead_lettered = dead_lettered + 1
@@ -125,6 +154,13 @@ local function oz_push_all(cmd, key, values)
     length = redis.call(cmd, key, unpack(values, i, math.min(i + 999, #values)))
   end
   return length
+end
+
+-- How many messages a consumer's lists hold, given its destination list's length: that,
+-- and when the destination is its prefetch list, its processing list's too.
+local function oz_held(dest, processing, dest_len)
+  if dest == processing then return dest_len end
+  return dest_len + redis.call("LLEN", processing)
 end
 
 -- The ids packed in one argument (each is its length, one byte, then its bytes), each
@@ -164,60 +200,49 @@ local function oz_oldest(key, packed, k)
   return oldest
 end
 
--- Remove the messages with these ids (in packed form, see oz_ids) from the list key,
--- whose oldest end is the right, and return them: taken[i] is the message removed for
--- ids[i], or false when none was there. Equal ids are separate copies (a push a client
--- resent). The list is read from the right in growing pages, at most `limit` elements,
--- and that window rewritten without what was found: O(window), never O(#ids x length).
--- Copies beyond the window (settled long after newer ones came) are looked for from the
--- left, the newer end, a page at a time.
-local function oz_remove(key, ids, limit)
-  local k, taken = #ids, {}
-  if k == 0 then return taken end
-  local want = {}
+-- Take the messages with these ids (in packed form, see oz_ids) out of the list key,
+-- looking at no more than `budget` of its elements: from its oldest end (the right), or
+-- with `head` from its newest end (the left). The elements looked at and not wanted stay
+-- where they were; with `rotate` (oldest end only) they move to the newest end instead,
+-- so that the next call looks at the next ones (the caller keeps any other rotation out
+-- meanwhile). Equal ids are separate copies (a push a client resent). Returns taken
+-- (taken[i] the message for ids[i], or false), how many elements it looked at, and the
+-- list's length before.
+local function oz_take_ids(key, ids, budget, head, rotate)
+  local k, taken, want = #ids, {}, {}
   for i = k, 1, -1 do
     taken[i] = false
     local slots = want[ids[i]]
     if slots then slots[#slots + 1] = i else want[ids[i]] = {i} end
   end
-  local len, seen, left, kept, size = redis.call("LLEN", key), 0, k, {}, k + 16
-  while left > 0 and seen < len and seen < limit do
-    local upto = math.min(len, seen + size, limit)
-    local page = redis.call("LRANGE", key, -upto, -seen - 1)
-    for j = #page, 1, -1 do
-      local slots = want[oz_packed_id(page[j])]
-      if slots and #slots > 0 then
-        taken[table.remove(slots)] = page[j]
-        left = left - 1
-      else
-        kept[#kept + 1] = page[j]
-      end
-    end
-    seen, size = upto, size * 2
-  end
-  if left < k then
-    redis.call("LTRIM", key, 0, -seen - 1)
-    local back = {}
-    for j = #kept, 1, -1 do back[#back + 1] = kept[j] end
-    oz_push_all("RPUSH", key, back)
-  end
-  if left > 0 then
-    local from, last = 0, len - seen - 1
-    while left > 0 and from <= last do
-      local page = redis.call("LRANGE", key, from, math.min(from + 999, last))
-      local removed = 0
-      for _, raw in ipairs(page) do
-        local slots = want[oz_packed_id(raw)]
-        if slots and #slots > 0 then
-          -- LREM takes the first equal copy from the left: this one, or its twin before it
-          taken[table.remove(slots)] = raw
-          left, removed = left - 1, removed + redis.call("LREM", key, 1, raw)
-        end
-      end
-      from, last = from + #page - removed, last - removed
+  local len = redis.call("LLEN", key)
+  local n = math.min(len, budget)
+  if k == 0 or n == 0 then return taken, 0, len end
+  local window
+  if head then window = redis.call("LRANGE", key, 0, n - 1)
+  else window = redis.call("LRANGE", key, -n, -1) end
+  local kept, found = {}, 0
+  for step = 1, n do
+    local raw = window[head and step or n - step + 1]  -- the nearer end first
+    local slots = want[oz_packed_id(raw)]
+    if slots and #slots > 0 then
+      taken[table.remove(slots)] = raw
+      found = found + 1
+    else
+      kept[#kept + 1] = raw
     end
   end
-  return taken
+  if found == 0 and not rotate then return taken, n, len end
+  local back = {}
+  for j = #kept, 1, -1 do back[#back + 1] = kept[j] end
+  if head then
+    redis.call("LTRIM", key, n, -1)
+    oz_push_all("LPUSH", key, back)
+  else
+    redis.call("LTRIM", key, 0, -n - 1)
+    if rotate then oz_push_all("LPUSH", key, kept) else oz_push_all("RPUSH", key, back) end
+  end
+  return taken, n, len
 end
 
 -- Whether the message raw has a pending cancellation; if so drop it: mark the cancel

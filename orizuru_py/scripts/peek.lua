@@ -47,7 +47,7 @@ while pos < first + count and (read < budget or pos == first) do
               string.sub(stored, 9 + n, 16 + n)}
     end
   end
-  out[#out + 1] = item
+  if not oz_is_tombstone(stored) then out[#out + 1] = item end  -- a deleted message's mark
   read = read + #stored
   pos = pos + 1
 end

@@ -13,6 +13,7 @@
 -- KEYS[7] unique         hash  unique key -> message id
 -- KEYS[8] unique_expiry  zset  unique key -> when it lapses (ms)
 -- KEYS[9] counts         hash  totals (reaped, recovered, dead_lettered)
+-- KEYS[10] cancel        hash  message id -> cancellation state (a dead letter's is forgotten)
 -- ARGV[1] consumer id, ARGV[2] max_attempts (0: no limit), ARGV[3] at most this many
 -- moved per call, ARGV[4] "reap" (only past its deadline) or "close" (its own close)
 -- Returns {0 not done (alive, or not registered) / 1 done / 2 more to move, requeued,
@@ -24,15 +25,19 @@ if reap then
   if not deadline or tonumber(deadline) >= now then return {0, 0, 0, 0} end
 end
 local bad = oz_wrong_type(KEYS[1], "zset", KEYS[2], "hash", KEYS[3], "list", KEYS[4], "list",
-                          KEYS[5], "list", KEYS[6], "list", KEYS[7], "hash", KEYS[8], "zset",
                           KEYS[9], "hash")
+local holds = not bad and redis.call("EXISTS", KEYS[3], KEYS[4]) > 0
+if holds then  -- only what moves messages needs the queue's other keys
+  bad = oz_wrong_type(KEYS[5], "list", KEYS[6], "list", KEYS[7], "hash", KEYS[8], "zset",
+                      KEYS[10], "hash")
+end
 if bad then return redis.error_reply(bad) end
 local limit, released = tonumber(ARGV[3]), 0
 while released < limit and redis.call("LMOVE", KEYS[4], KEYS[5], "LEFT", "RIGHT") do
   released = released + 1
 end
 local requeued, dead = oz_return_all("LPOP", KEYS[3], KEYS[5], KEYS[6], tonumber(ARGV[2]), now,
-                                     "RPUSH", limit - released, KEYS[7], KEYS[8])
+                                     "RPUSH", limit - released, KEYS[7], KEYS[8], KEYS[10])
 if reap and requeued + released > 0 then
   redis.call("HINCRBY", KEYS[9], "recovered", requeued + released)
 end

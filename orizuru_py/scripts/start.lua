@@ -9,24 +9,26 @@
 -- KEYS[5] unique_expiry  zset  unique key -> when it lapses (ms)
 -- KEYS[6] counts         hash  totals (cancelled)
 -- ARGV[1] "1" when resent after a lost reply, ARGV[2] the messages' ids, packed (each:
--- its length in one byte, then it), oldest first, ARGV[3] their number k
--- Returns k when all k started, else one status per message: 1 started, 0 no longer
--- ours (the GC took it back), 2 cancelled (dropped), 3 already started (by the lost
--- first sending).
+-- its length in one byte, then it), oldest first, ARGV[3] their number k, ARGV[4] at
+-- most this many elements looked at in each list, ARGV[5] "1" to move those looked at
+-- and not wanted to the newest end (a pass of a search that goes on)
+-- Returns k when all k started, else {one status per message: 1 started, 0 not seen
+-- (the GC took it back, or it is further in), 2 cancelled (dropped), 3 already started
+-- (by the lost first sending); elements looked at; the prefetch list's length}.
 local pending = redis.call("HLEN", KEYS[3])
 local bad = oz_wrong_type(KEYS[1], "list", KEYS[2], "list")
 if not bad and pending > 0 then
   bad = oz_wrong_type(KEYS[4], "hash", KEYS[5], "zset", KEYS[6], "hash")
 end
 if bad then return redis.error_reply(bad) end
-local k = tonumber(ARGV[3])
+local k, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local taken = oz_oldest(KEYS[1], ARGV[2], k)
 if taken and pending == 0 then
   oz_push_all("LPUSH", KEYS[2], taken)
   return k
 end
-local ids = oz_ids(ARGV[2])
-taken = taken or oz_remove(KEYS[1], ids, 5000)
+local ids, looked, len = oz_ids(ARGV[2]), k, 0
+if not taken then taken, looked, len = oz_take_ids(KEYS[1], ids, budget, false, ARGV[5] == "1") end
 local status, started, all, missing = {}, {}, true, {}
 for i = 1, #ids do
   local raw = taken[i]
@@ -43,9 +45,9 @@ end
 oz_push_all("LPUSH", KEYS[2], started)
 if all then return #ids end
 if next(missing) then  -- resent: what the lost first sending moved sits at the head
-  for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, 4999)) do
+  for _, raw in ipairs(redis.call("LRANGE", KEYS[2], 0, budget - 1)) do
     local i = missing[oz_packed_id(raw)]
     if i then status[i], missing[oz_packed_id(raw)] = 3, nil end
   end
 end
-return status
+return {status, looked, len}

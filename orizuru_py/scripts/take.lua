@@ -10,13 +10,14 @@
 -- KEYS[5] cancel         hash    message id -> cancellation state
 -- KEYS[6] unique         hash    unique key -> message id
 -- KEYS[7] unique_expiry  zset    unique key -> when it lapses (ms)
--- KEYS[8] counts         hash    totals (cancelled)
+-- KEYS[8] counts         hash    totals (cancelled, tombstones:queue)
 -- KEYS[9] processing     list    the consumer's processing list (for "started")
 -- ARGV[1] consumer id, ARGV[2] deadline (server ms as the consumer reckons it from its
 -- last beat: no TIME call here; it only ever raises the registered one), ARGV[3] n,
 -- ARGV[4] "started" for a quick worker's take, else ""
 -- Returns {1 if the consumer was not registered, 1 if paused, {messages oldest first},
--- length of dest (above what the client holds: a reply was lost), cancellations pending,
+-- the length of its lists, dest and processing (above what the client holds: a reply was
+-- lost), cancellations pending,
 -- {positions of the messages taken to dest rather than started}}.
 local pending = redis.call("HLEN", KEYS[5])
 local started = ARGV[4] == "started"
@@ -28,13 +29,23 @@ end
 if bad then return redis.error_reply(bad) end
 local fresh = redis.call("ZADD", KEYS[1], "GT", ARGV[2], ARGV[1])
 if redis.call("EXISTS", KEYS[4]) == 1 then
-  return {fresh, 1, {}, redis.call("LLEN", KEYS[3]), pending, {}}
+  return {fresh, 1, {}, oz_held(KEYS[3], KEYS[9], redis.call("LLEN", KEYS[3])), pending, {}}
 end
+local tombs = redis.pcall("HGET", KEYS[8], "tombstones:queue")  -- an error: none counted
 local taken = redis.call("RPOP", KEYS[2], ARGV[3])
-if not taken then return {fresh, 0, {}, redis.call("LLEN", KEYS[3]), pending, {}} end
+if not taken then return {fresh, 0, {}, oz_held(KEYS[3], KEYS[9], redis.call("LLEN", KEYS[3])), pending, {}} end
+if type(tombs) == "string" and tonumber(tombs) > 0 then
+  local kept = {}
+  for _, raw in ipairs(taken) do
+    if oz_is_tombstone(raw) then redis.call("HINCRBY", KEYS[8], "tombstones:queue", -1)
+    else kept[#kept + 1] = raw end
+  end
+  taken = kept
+end
 if pending > 0 then taken = oz_drop_cancelled(taken, KEYS[5], KEYS[6], KEYS[7], KEYS[8]) end
 if not started then
-  return {fresh, 0, taken, oz_push_all("LPUSH", KEYS[3], taken), pending, {}}
+  local length = oz_held(KEYS[3], KEYS[9], oz_push_all("LPUSH", KEYS[3], taken))
+  return {fresh, 0, taken, length, pending, {}}
 end
 local now, later, unstarted = {}, {}, {}
 for i, raw in ipairs(taken) do
@@ -47,4 +58,5 @@ for i, raw in ipairs(taken) do
   end
 end
 oz_push_all("LPUSH", KEYS[9], now)
-return {fresh, 0, taken, oz_push_all("LPUSH", KEYS[3], later), pending, unstarted}
+local length = oz_held(KEYS[3], KEYS[9], oz_push_all("LPUSH", KEYS[3], later))
+return {fresh, 0, taken, length, pending, unstarted}
