@@ -166,13 +166,13 @@ def report(
             f"{mem['messages'] / mem['seconds']:,.0f} msg/s)",
             "",
         ]
-    lines += ["Targets (medians of interleaved rounds):"]
-    every = {**rows, **aio, **depth}
-    for t in TARGETS:
-        value, status = t.check(every)
-        shown = "-" if value is None else f"{value:.2f}x"
-        lines.append(f"  {status:<4}  {t.label:<52} {shown}")
-    return "\n".join(lines)
+    judged = [(t, *t.check({**rows, **aio, **depth})) for t in TARGETS]
+    if any(value is not None for _, value, _ in judged):
+        lines += ["Targets (medians of interleaved rounds):"]
+        for t, value, status in judged:
+            shown = "-" if value is None else f"{value:.2f}x"
+            lines.append(f"  {status:<4}  {t.label:<52} {shown}")
+    return "\n".join(lines).rstrip()
 
 
 def _commit() -> str | None:
