@@ -236,9 +236,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; smoke 1)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
-    p.add_argument("--no-peers", action="store_true", help="leave out rq, dramatiq and huey")
     p.add_argument(
-        "--no-async-peers", action="store_true", help="leave out arq, saq, taskiq and streaq"
+        "--no-peers", action="store_true", help="leave out rq, dramatiq and huey (every row)"
+    )
+    p.add_argument(
+        "--no-async-peers",
+        action="store_true",
+        help="leave out arq, saq, taskiq and streaq (every row)",
     )
     p.add_argument("--no-depth", action="store_true", help="leave out the backlog and memory runs")
     args = p.parse_args(argv)
@@ -247,9 +251,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def plan(args: argparse.Namespace) -> tuple[list[Case], list[Case], list[Case]]:
+def plan(args: argparse.Namespace, sizes: Sizes) -> tuple[list[Case], list[Case], list[Case]]:
     """The cases of the selected groups: blocking, asyncio, and loaded."""
-    sizes = (SMOKE if args.smoke else FULL).scaled(args.scale)
     slices = 2 if args.smoke else SLICES
     peers_too = not (args.smoke or args.no_peers)
     async_peers_too = not (args.smoke or args.no_async_peers)
@@ -265,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (SMOKE if args.smoke else FULL).scaled(args.scale)
     rounds = args.rounds or (1 if args.smoke else 3)
     deep = not (args.smoke or args.no_depth)
-    cases, aio_cases, live_cases = plan(args)
+    cases, aio_cases, live_cases = plan(args, sizes)
     with bench.server(args.redis_url) as url:
         b = Bench(url)
         depth: dict[str, Row] = {}
