@@ -14,17 +14,8 @@ import redis
 from fresh import run_isolated
 
 from orizuru_py.consumer import Consumer
-from orizuru_py.ops.bench import (
-    BATCH,
-    Bench,
-    Case,
-    Result,
-    Row,
-    Timer,
-    fill,
-    take_batches,
-    take_single,
-)
+from orizuru_py.ops.bench import BATCH, fill, take_batches, take_single
+from orizuru_py.ops.benchdata import Bench, Case, Result, Row, Timer
 
 DEPTHS = (10, 10_000, 1_000_000)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import msgpack
 
-from orizuru_py.ops.bench import BATCH, Bench, Case, Result, Timer, message
+from orizuru_py.ops.bench import BATCH, message
+from orizuru_py.ops.benchdata import Bench, Case, Result, Timer
 
 # Move up to ARGV[1] messages from the right of KEYS[1] to the left of KEYS[2]; return them.
 _MOVE = """

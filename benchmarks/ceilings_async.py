@@ -8,8 +8,9 @@ from typing import Any
 import msgpack
 from ceilings import _ACK, _MOVE, _fill, _keys
 
-from orizuru_py.ops.bench import BATCH, Bench, Case, Result, message
+from orizuru_py.ops.bench import BATCH, message
 from orizuru_py.ops.bench_async import measure
+from orizuru_py.ops.benchdata import Bench, Case, Result
 
 
 def lpush(b: Bench, n: int) -> Result:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 
 from orizuru_py.consumer import Consumer
 from orizuru_py.ops import bench
-from orizuru_py.ops.bench import BATCH, Bench, message
+from orizuru_py.ops.bench import BATCH, message
+from orizuru_py.ops.benchdata import Bench
 from orizuru_py.producer import Producer
 
 Run = Callable[[], object]

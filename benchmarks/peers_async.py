@@ -1,10 +1,12 @@
-"""The asyncio peer queues on the same server, with the same no-op job as ``peers.py``, each
-in a fresh interpreter of its own and at the concurrency its authors set by default:
+"""The asyncio peer queues on the same server, with the same jobs as ``peers.py`` (a no-op,
+or one of ``loads.py`` awaited), each in a fresh interpreter of its own, at the concurrency
+asked or else the one its authors set by default:
 
 - arq 0.25 (the last release that allows redis-py 6+; see pyproject.toml):
   ``arq.worker.Worker``, ``max_jobs=10`` (arq/worker.py, ``Worker.__init__``). Jobs wait in
   a sorted set that the worker polls every 0.5 s (``poll_delay``), reading at most
-  ``queue_read_limit`` = max(5 x max_jobs, 100) ids per poll: about 200 jobs/s at most.
+  ``queue_read_limit`` = max(5 x max_jobs, 100) ids per poll: about 200 jobs/s at most,
+  and at most 10 x ``max_jobs`` a second whatever ``max_jobs`` is.
 - saq 0.26: ``saq.Worker``, ``concurrency=10`` (saq/worker.py, ``Worker.__init__``).
 - taskiq 0.13 with taskiq-redis's ``RedisStreamBroker`` (the one that acknowledges, with
   XACK; its list broker has none), run by ``taskiq.api.run_receiver_task`` at
@@ -31,9 +33,11 @@ from typing import Any
 import attrs
 import redis
 import redis.asyncio
+from loads import LOADS, Load
 from peers import DONE, TIMEOUT, isolated, job
 
-from orizuru_py.ops.bench import Case, Result, Timer, message
+from orizuru_py.ops.bench import message
+from orizuru_py.ops.benchdata import Case, Limit, Result, Timer
 
 _CHUNK = 1000  # jobs per enqueue batch, where a peer batches
 
@@ -48,7 +52,12 @@ class _Run:
     close: Callable[[], Awaitable[None]]  # release what setup took
 
 
-async def _arq(url: str, prefix: str) -> _Run:
+def _given(name: str, value: int | None) -> dict[str, int]:
+    """A concurrency option to pass, or none: the peer's default."""
+    return {} if value is None else {name: value}
+
+
+async def _arq(url: str, prefix: str, concurrency: int | None, load: Load) -> _Run:
     from arq import create_pool
     from arq.connections import RedisSettings
     from arq.worker import Worker, func
@@ -58,6 +67,7 @@ async def _arq(url: str, prefix: str) -> _Run:
     pool = await create_pool(settings, default_queue_name=queue)
 
     async def noop(ctx: dict[str, Any], payload: Any) -> None:
+        await load.arun(payload)
         job(payload)
 
     async def enqueue(n: int) -> None:
@@ -69,7 +79,12 @@ async def _arq(url: str, prefix: str) -> _Run:
         for i in range(n):
             await pool.enqueue_job("noop", message(i), _job_id=f"{prefix}-arq-{token}-{i}")
 
-    worker = Worker([func(noop, name="noop")], queue_name=queue, redis_settings=settings)
+    worker = Worker(
+        [func(noop, name="noop")],
+        queue_name=queue,
+        redis_settings=settings,
+        **_given("max_jobs", concurrency),
+    )
 
     async def settled() -> bool:
         return not await pool.zcard(queue)
@@ -81,30 +96,46 @@ async def _arq(url: str, prefix: str) -> _Run:
     return _Run(enqueue, worker.async_run, settled, close)
 
 
-async def _saq(url: str, prefix: str) -> _Run:
-    from saq import Queue, Worker
+async def _saq(url: str, prefix: str, concurrency: int | None, load: Load) -> _Run:
+    from saq import Worker
+    from saq.queue.redis import RedisQueue
 
-    queue = Queue.from_url(url, name=f"{prefix}-saq")
+    # Each of saq's concurrent jobs holds a connection while it waits for work: past 100
+    # (redis-py's default pool) it fails with "Too many connections", so the pool grows
+    # with the concurrency, as a user running that many would make it.
+    pool = max(100, 2 * (concurrency or 0) + 20)
+    client = redis.asyncio.Redis.from_url(url, max_connections=pool)
+    queue = RedisQueue(client, name=f"{prefix}-saq")
     await queue.connect()
 
     async def noop(ctx: Any, *, payload: Any) -> None:
+        await load.arun(payload)
         job(payload)
 
     async def enqueue(n: int) -> None:
         for i in range(n):
             await queue.enqueue("noop", payload=message(i))
 
-    worker = Worker(queue, functions=[("noop", noop)])
+    worker = Worker(queue, functions=[("noop", noop)], **_given("concurrency", concurrency))
+
+    # Asked on saq's own client at 500 or more jobs at once, the count of unfinished jobs
+    # did not answer for minutes once the queue ran empty (its hundreds of dequeues
+    # blocked on the same client): a client of our own asks instead.
+    probe = redis.asyncio.Redis.from_url(url)
 
     async def settled() -> bool:
-        return not await queue.count("incomplete")
+        return not await probe.zcard(queue.namespace("incomplete"))
+
+    async def close() -> None:
+        await probe.aclose()
+        await queue.disconnect()
 
     # Cancelled, start() stops the worker itself (logging a warning: its blocked dequeues
     # do not end within the default grace period of 0 s).
-    return _Run(enqueue, worker.start, settled, queue.disconnect)
+    return _Run(enqueue, worker.start, settled, close)
 
 
-async def _taskiq(url: str, prefix: str) -> _Run:
+async def _taskiq(url: str, prefix: str, concurrency: int | None, load: Load) -> _Run:
     from taskiq.api import run_receiver_task
     from taskiq_redis import RedisStreamBroker
 
@@ -113,6 +144,7 @@ async def _taskiq(url: str, prefix: str) -> _Run:
 
     @broker.task(task_name="noop")
     async def noop(payload: dict[str, str]) -> None:
+        await load.arun(payload)
         job(payload)
 
     # The consumer group is created at the stream's end ("$") by startup(): it must exist
@@ -123,7 +155,10 @@ async def _taskiq(url: str, prefix: str) -> _Run:
         for i in range(n):
             await noop.kiq(message(i))
 
-    client = redis.asyncio.Redis(connection_pool=broker.connection_pool)
+    # Asked on a client of our own, not on the broker's pool, which blocks while its tasks
+    # hold every connection (as saq's did): once, at 100 tasks on a loaded machine, the
+    # row did not end within 180 s, though alone it ends in seconds.
+    client = redis.asyncio.Redis.from_url(url)
 
     async def settled() -> bool:
         return not (await client.xpending(name, name))["pending"]
@@ -132,13 +167,18 @@ async def _taskiq(url: str, prefix: str) -> _Run:
         await client.aclose()
         await broker.shutdown()
 
-    return _Run(enqueue, lambda: run_receiver_task(broker), settled, close)
+    def work() -> Coroutine[Any, Any, None]:
+        return run_receiver_task(broker, **_given("max_async_tasks", concurrency))
+
+    return _Run(enqueue, work, settled, close)
 
 
-async def _streaq(url: str, prefix: str) -> _Run:
+async def _streaq(url: str, prefix: str, concurrency: int | None, load: Load) -> _Run:
     from streaq import Worker
 
-    worker: Worker[None] = Worker(redis_url=url, queue_name=f"{prefix}-streaq")
+    worker: Worker[None] = Worker(
+        redis_url=url, queue_name=f"{prefix}-streaq", **_given("concurrency", concurrency)
+    )
     # streaq loads its Lua as a function library, which lives outside every database:
     # remove it afterwards unless someone else had loaded it.
     r = redis.asyncio.Redis.from_url(url)
@@ -146,6 +186,7 @@ async def _streaq(url: str, prefix: str) -> _Run:
 
     @worker.task(name="noop")
     async def noop(payload: Any) -> None:
+        await load.arun(payload)
         job(payload)
 
     async def enqueue(n: int) -> None:
@@ -169,7 +210,7 @@ async def _streaq(url: str, prefix: str) -> _Run:
 class _Peer:
     """How to set a peer up, and the lowest server (INFO ``redis_version``) it runs on."""
 
-    setup: Callable[[str, str], Awaitable[_Run]]
+    setup: Callable[[str, str, int | None, Load], Awaitable[_Run]]
     needs: tuple[int, int] = (0, 0)
     because: str = ""
 
@@ -218,7 +259,9 @@ async def _drive(run: _Run, r: redis.Redis, n: int) -> Result:
     return t.result(n)
 
 
-async def _measure(peer: str, url: str, prefix: str, n: int) -> dict[str, Any]:
+async def _measure(
+    peer: str, url: str, prefix: str, n: int, concurrency: int | None, load: Load
+) -> dict[str, Any]:
     spec = _PEERS[peer]
     r = redis.Redis.from_url(url)
     server = str(r.info("server")["redis_version"])
@@ -226,20 +269,32 @@ async def _measure(peer: str, url: str, prefix: str, n: int) -> dict[str, Any]:
         need = ".".join(map(str, spec.needs))
         return {"skipped": f"needs Redis {need}+ ({spec.because}); server is {server}"}
     try:
-        run = await spec.setup(url, prefix)
+        run = await spec.setup(url, prefix, concurrency, load)
     except ImportError as exc:
         return {"skipped": f"cannot import {peer}: {exc}"}
     return attrs.asdict(await _drive(run, r, n))
 
 
-def measure(peer: str, url: str, prefix: str, messages: int) -> dict[str, Any]:
-    """Run one peer in this (fresh) interpreter: its ``Result`` as a dict, or
-    ``{"skipped": reason}`` where it cannot run here."""
-    return asyncio.run(_measure(peer, url, prefix, messages))
+def measure(
+    peer: str,
+    url: str,
+    prefix: str,
+    messages: int,
+    concurrency: int | None = None,
+    load: str = "noop",
+) -> dict[str, Any]:
+    """Run one peer in this (fresh) interpreter at ``concurrency`` (default: the peer's
+    own) with the job of ``load``: its ``Result`` as a dict, or ``{"skipped": reason}``
+    where it cannot run here."""
+    return asyncio.run(_measure(peer, url, prefix, messages, concurrency, LOADS[load]))
+
+
+_PACKAGES = {"taskiq": "taskiq_redis"}  # what must be installed, where not the peer's name
 
 
 def cases(arq: int, saq: int, taskiq: int, streaq: int) -> list[Case]:
-    """The four asyncio peers, sized in jobs."""
+    """The four asyncio peers with the no-op job at their default concurrency, sized in
+    jobs."""
     return [
         Case("arq", "arq Worker, max_jobs 10", arq, isolated("arq", "peers_async")),
         Case("saq", "saq Worker, concurrency 10", saq, isolated("saq", "peers_async")),
@@ -247,7 +302,27 @@ def cases(arq: int, saq: int, taskiq: int, streaq: int) -> list[Case]:
             "taskiq",
             "taskiq stream broker, 100 async tasks",
             taskiq,
-            isolated("taskiq", "peers_async", "taskiq_redis"),
+            isolated("taskiq", "peers_async", _PACKAGES["taskiq"]),
         ),
         Case("streaq", "streaq Worker, concurrency 16", streaq, isolated("streaq", "peers_async")),
     ]
+
+
+# What keeps a peer from the rate its concurrency allows, whatever the machine.
+_CAPS = {
+    "arq": "arq polls every 0.5 s for at most 5 x max_jobs jobs: <= {cap:,} jobs/s here",
+}
+
+
+def loaded_cases(tasks: int, load: Load, n: int, limit: Limit) -> list[Case]:
+    """taskiq (stream broker), saq, arq and streaq at ``tasks`` concurrent jobs running
+    ``load``'s awaited job."""
+    out = []
+    for peer in ("taskiq", "saq", "arq", "streaq"):
+        note = _CAPS.get(peer, "").format(cap=10 * tasks)
+        measure = isolated(
+            peer, "peers_async", _PACKAGES.get(peer), concurrency=tasks, load=load.name
+        )
+        label = f"{peer} {tasks} tasks, {load.label}"
+        out.append(Case(f"{peer}_{load.name}_a{tasks}", label, n, measure, limit=limit, note=note))
+    return out

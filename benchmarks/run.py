@@ -1,15 +1,17 @@
 """The one benchmark command: raw redis-py ceilings, orizuru_py's paths, its Worker and
-the peer queues (threaded, then asyncio), on one server in one run, as tables, PASS/MISS
-per target, and JSON.
+the peer queues (threaded, then asyncio), with no-op handlers and with handlers that wait
+or compute as users' do, on one server in one run, as tables, PASS/MISS per target, and
+JSON and text.
 
-    python benchmarks/run.py [--smoke] [--redis-url URL] [--json out.json]
+    python benchmarks/run.py [--smoke] [--only GROUP,...] [--redis-url URL] [--json out.json]
 
 With no ``--redis-url`` (or ``REDIS_URL``) a private embedded Valkey is started.
 Rounds are interleaved (every case once per round) and medians reported. Then the
 cost per message with 10, 10^4 and 10^6 messages waiting, and the RSS of a fresh
 consumer process over 10^6 messages. The asyncio group (its own table, its rows compared
-with each other) runs in the same interleaved rounds. ``--smoke``: a few hundred messages,
-ceilings and orizuru paths only, one round, so a test can keep the benchmark working.
+with each other) and the loaded rows (``loaded.py``: a table of their own, each row's
+efficiency against what binds it) run in the same interleaved rounds. ``--smoke``: a few
+hundred messages, no peers, one round, so a test can keep the benchmark working.
 """
 
 from __future__ import annotations
@@ -30,80 +32,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import backlog
 import ceilings
 import ceilings_async
+import loaded
 import peers
 import peers_async
-from backlog import DEPTHS, depth_name
+from targets import TARGETS, targets_json
 
 from orizuru_py.ops import bench, bench_async, benchreport
-from orizuru_py.ops.bench import Case, Row
+from orizuru_py.ops.benchdata import Bench, Case, Row
 
 PEERS = ("rq", "dramatiq", "huey")
 ASYNC_PEERS = ("arq", "saq", "taskiq", "streaq")
 VERSIONS = (*PEERS, *ASYNC_PEERS, "taskiq-redis", "coredis")  # recorded in the JSON
 DEFAULT_JSON = Path(__file__).parent / "results" / "latest.json"
-
-
-@attrs.frozen
-class Target:
-    """median(case) against median(reference): a rate ratio that must reach ``threshold``,
-    or (``cost``) a cost-per-message ratio that must stay within it. Several references:
-    against the fastest of those measured."""
-
-    label: str
-    case: str
-    reference: str | tuple[str, ...]
-    threshold: float
-    cost: bool = False
-
-    def check(self, rows: dict[str, Row]) -> tuple[float | None, str]:
-        reference = self.reference
-        if isinstance(reference, tuple):
-            rated = [(rows[n].median, n) for n in reference if n in rows and rows[n].median]
-            if not rated:
-                return None, "n/a"
-            reference = max(rated)[1]
-        value = benchreport.ratio(
-            rows,
-            reference if self.cost else self.case,
-            self.case if self.cost else reference,
-        )
-        if value is None:
-            return None, "n/a"
-        ok = value <= self.threshold if self.cost else value >= self.threshold
-        return value, "PASS" if ok else "MISS"
-
-
-TARGETS = (
-    Target("Worker no-op >= 20x huey", "worker", "huey", 20.0),
-    Target("Worker no-op >= 30x dramatiq", "worker", "dramatiq", 30.0),
-    Target("next_batch+ack_many >= 0.9x batched Lua ceiling", "batch", "raw_lua_batch", 0.9),
-    Target("push >= 0.9x raw LPUSH", "push", "raw_lpush", 0.9),
-    Target("next+ack >= 0.9x raw BLMOVE+LREM", "next_ack", "raw_blmove_lrem", 0.9),
-    Target("Worker with a no-op Observer >= 0.97x without", "worker_observer", "worker", 0.97),
-    Target("Worker on 3 queues >= 0.9x on 1", "worker_3q", "worker", 0.9),
-    Target("push with a unique_key >= 0.9x without", "push_unique", "push", 0.9),
-    Target(
-        "asyncio Worker >= 20x the fastest asyncio peer",
-        "async_worker",
-        ("arq", "saq", "taskiq", "streaq"),
-        20.0,
-    ),
-    Target(
-        "asyncio batch >= 0.8x raw redis.asyncio ceiling",
-        "async_batch",
-        "raw_async_lua_batch",
-        0.8,
-    ),
-    *(
-        Target(
-            f"{'batch' if batched else 'next+ack'}: cost/msg at 10^6 queued <= 1.1x at 10",
-            depth_name(batched, DEPTHS[-1]),
-            depth_name(batched, DEPTHS[0]),
-            1.1,
-            cost=True,
-        )
-        for batched in (False, True)
-    ),
+# What --only selects from; every group by default.
+GROUPS = (
+    "ceilings",  # raw redis-py patterns
+    "paths",  # orizuru's push, next+ack, push_many, batch, unique push
+    "worker",  # its Worker with a no-op handler
+    "peers",  # rq, dramatiq and huey with a no-op job
+    "async",  # the asyncio ceilings, paths, Worker and peers, no-op
+    *loaded.GROUPS,  # io, mixed, cpu: handlers that wait or compute, beside the peers
+    "backlog",  # cost per message by queue depth
+    "memory",  # a consumer's RSS over 10^6 messages
 )
 
 
@@ -147,19 +97,24 @@ FULL = Sizes(
 )
 SMOKE = Sizes(300, 1_000, 300)
 SLICES = 25  # parts per round of each path and its ceiling (smoke: 2)
+LOADED_SECONDS = 2.5  # each loaded row lasts about this at its ideal rate (smoke: 0.2)
 
 
-def main_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
+def main_cases(s: Sizes, slices: int, groups: set[str], with_peers: bool) -> list[Case]:
     """Each orizuru path right after its ceiling, so every ratio compares two runs close in
     time (the load on a shared machine drifts); the Worker just before the peers."""
     raw = {c.name: c for c in ceilings.cases(s.single, s.batched, slices)}
+    if "ceilings" not in groups:
+        raw.clear()
     cases: list[Case] = []
     for case in bench.orizuru_cases(s.single, s.batched, s.worker, slices):
+        if ("worker" if case.name.startswith("worker") else "paths") not in groups:
+            continue
         if case.ceiling in raw:
             cases.append(raw.pop(case.ceiling))
         cases.append(case)
     cases += raw.values()
-    if with_peers:
+    if with_peers and "peers" in groups:
         cases += peers.cases(s.rq, s.dramatiq, s.huey)
     return cases
 
@@ -183,43 +138,41 @@ def async_cases(s: Sizes, slices: int, with_peers: bool) -> list[Case]:
 def report(
     rows: dict[str, Row],
     aio: dict[str, Row],
+    live: dict[str, Row],
     depth: dict[str, Row],
     mem: dict[str, Any] | None,
 ) -> str:
-    peers_here = [p for p in PEERS if p in rows]
-    lines = [benchreport.format_table(rows, peers_here), benchreport.TABLE_NOTE]
+    lines: list[str] = []
+    if rows:
+        lines += [benchreport.format_table(rows, [p for p in PEERS if p in rows])]
+        lines += [benchreport.TABLE_NOTE, ""]
     if aio:
         compare = [p for p in ASYNC_PEERS if p in aio]
-        lines += ["", "asyncio (x: against each asyncio peer):"]
-        lines.append(benchreport.format_table(aio, compare))
+        lines += ["asyncio (x: against each asyncio peer):"]
+        lines += [benchreport.format_table(aio, compare), ""]
+    if live:
+        lines += ["Handlers that wait or compute (medians; jobs/s and CPU per job):"]
+        lines += [benchreport.format_limits(live), benchreport.LIMITS_NOTE, ""]
     if depth:
-        lines += ["", "Cost per message by backlog:", benchreport.format_table(depth)]
+        lines += ["Cost per message by backlog:", benchreport.format_table(depth), ""]
     if mem:
         mib = 1024
         lines += [
-            "",
             f"Consumer memory over {mem['messages']:,} messages (batch path, fresh process): "
             f"RSS {mem['rss_start_kib'] / mib:.1f} MiB at start, "
             f"peak {mem['rss_peak_kib'] / mib:.1f} MiB, "
             f"end {mem['rss_end_kib'] / mib:.1f} MiB "
             f"(growth {mem['rss_growth_kib'] / mib:+.1f} MiB; "
             f"{mem['messages'] / mem['seconds']:,.0f} msg/s)",
+            "",
         ]
-    lines += ["", "Targets (medians of interleaved rounds):"]
-    every = {**rows, **aio, **depth}
-    for t in TARGETS:
-        value, status = t.check(every)
-        shown = "-" if value is None else f"{value:.2f}x"
-        lines.append(f"  {status:<4}  {t.label:<52} {shown}")
-    return "\n".join(lines)
-
-
-def targets_json(rows: dict[str, Row]) -> list[dict[str, Any]]:
-    out = []
-    for t in TARGETS:
-        value, status = t.check(rows)
-        out.append({**attrs.asdict(t), "value": value, "status": status})
-    return out
+    judged = [(t, *t.check({**rows, **aio, **depth})) for t in TARGETS]
+    if any(value is not None for _, value, _ in judged):
+        lines += ["Targets (medians of interleaved rounds):"]
+        for t, value, status in judged:
+            shown = "-" if value is None else f"{value:.2f}x"
+            lines.append(f"  {status:<4}  {t.label:<52} {shown}")
+    return "\n".join(lines).rstrip()
 
 
 def _commit() -> str | None:
@@ -248,20 +201,48 @@ def _versions(names: tuple[str, ...]) -> dict[str, str | None]:
     return found
 
 
+def groups_arg(text: str) -> set[str]:
+    """``--only``: a comma-separated list of ``GROUPS``."""
+    chosen = {g.strip() for g in text.split(",") if g.strip()}
+    unknown = chosen - set(GROUPS)
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {', '.join(sorted(unknown)) or '(none)'}; "
+            f"choose from {', '.join(GROUPS)}"
+        )
+    return chosen
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    p.add_argument("--smoke", action="store_true", help="a few hundred messages, a few seconds")
+    p.add_argument("--smoke", "--quick", action="store_true", help="a few seconds, no peers")
+    p.add_argument(
+        "--only",
+        type=groups_arg,
+        default=set(GROUPS),
+        metavar="GROUP,...",
+        help=f"run only these groups: {', '.join(GROUPS)} (default: all)",
+    )
     p.add_argument(
         "--redis-url",
         default=os.environ.get("REDIS_URL"),
         help="server to measure (default: $REDIS_URL, else a private embedded Valkey)",
     )
-    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"default: {DEFAULT_JSON}")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=DEFAULT_JSON,
+        help=f"default: {DEFAULT_JSON}; the report goes beside it, as .txt",
+    )
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 3; smoke 1)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every message count")
-    p.add_argument("--no-peers", action="store_true", help="leave out rq, dramatiq and huey")
     p.add_argument(
-        "--no-async-peers", action="store_true", help="leave out arq, saq, taskiq and streaq"
+        "--no-peers", action="store_true", help="leave out rq, dramatiq and huey (every row)"
+    )
+    p.add_argument(
+        "--no-async-peers",
+        action="store_true",
+        help="leave out arq, saq, taskiq and streaq (every row)",
     )
     p.add_argument("--no-depth", action="store_true", help="leave out the backlog and memory runs")
     args = p.parse_args(argv)
@@ -270,13 +251,26 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def plan(args: argparse.Namespace, sizes: Sizes) -> tuple[list[Case], list[Case], list[Case]]:
+    """The cases of the selected groups: blocking, asyncio, and loaded."""
+    slices = 2 if args.smoke else SLICES
+    peers_too = not (args.smoke or args.no_peers)
+    async_peers_too = not (args.smoke or args.no_async_peers)
+    cases = main_cases(sizes, slices, args.only, peers_too)
+    aio = async_cases(sizes, slices, async_peers_too) if "async" in args.only else []
+    seconds = (0.2 if args.smoke else LOADED_SECONDS) * args.scale
+    live = loaded.cases(args.only, seconds, peers_too, async_peers_too)
+    return cases, aio, live
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     sizes = (SMOKE if args.smoke else FULL).scaled(args.scale)
     rounds = args.rounds or (1 if args.smoke else 3)
     deep = not (args.smoke or args.no_depth)
+    cases, aio_cases, live_cases = plan(args, sizes)
     with bench.server(args.redis_url) as url:
-        b = bench.Bench(url)
+        b = Bench(url)
         depth: dict[str, Row] = {}
         mem = None
         try:
@@ -286,39 +280,50 @@ def main(argv: list[str] | None = None) -> int:
                 f"load {env['loadavg']}",
                 flush=True,
             )
-            slices = 2 if args.smoke else SLICES
-            cases = main_cases(sizes, slices, not (args.smoke or args.no_peers))
-            aio_cases = async_cases(sizes, slices, not (args.smoke or args.no_async_peers))
-            rows = bench.run_rounds(b, cases + aio_cases, rounds)
+            rows = bench.run_rounds(b, cases + aio_cases + live_cases, rounds)
             aio = {c.name: rows.pop(c.name) for c in aio_cases}
-            if deep:
+            live = {c.name: rows.pop(c.name) for c in live_cases}
+            if deep and "backlog" in args.only:
                 print("backlog:", flush=True)
                 depth = backlog.depth_rows(b, sizes.depth_single, sizes.depth_batched, rounds)
+            if deep and "memory" in args.only:
                 print(f"memory: a consumer process takes {sizes.memory:,} messages", flush=True)
                 mem = backlog.memory(b, sizes.memory)
             env["loadavg_end"] = os.getloadavg()
         finally:
             b.cleanup()
+    text = report(rows, aio, live, depth, mem)
     print()
-    print(report(rows, aio, depth, mem))
+    print(text)
+    every = cases + aio_cases + live_cases
     data = {
         "environment": env,
         "settings": {
             "smoke": args.smoke,
+            "only": sorted(args.only, key=GROUPS.index),
             "rounds": rounds,
-            "slices": {c.name: c.slices for c in cases + aio_cases},
+            "slices": {c.name: c.slices for c in every},
             "sizes": attrs.asdict(sizes),
+            "loaded_messages": {c.name: c.messages for c in live_cases},
         },
         "rows": benchreport.rows_json(rows, [p for p in PEERS if p in rows]),
         "asyncio_rows": benchreport.rows_json(aio, [p for p in ASYNC_PEERS if p in aio]),
+        "loaded_rows": benchreport.rows_json(live),
         "depth": benchreport.rows_json(depth),
         "memory": mem,
         "targets": targets_json({**rows, **aio, **depth}),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=2))
-    print(f"\nwrote {args.json}")
+    header = f"{env['server']} at {env['host']}, commit {env['commit']}, {env['time']}, "
+    header += f"load {_load(env['loadavg'])} at start, {_load(env['loadavg_end'])} at end\n\n"
+    args.json.with_suffix(".txt").write_text(header + text + "\n")
+    print(f"\nwrote {args.json} and {args.json.with_suffix('.txt').name}")
     return 0
+
+
+def _load(loadavg: Any) -> str:
+    return "/".join(f"{x:.2f}" for x in loadavg) if loadavg else "-"
 
 
 if __name__ == "__main__":

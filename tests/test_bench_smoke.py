@@ -1,5 +1,6 @@
 """The benchmarks keep working: a smoke run reports every row with a positive rate and
-leaves no key behind. Rates are never compared with each other or with a time."""
+leaves no key behind; ``--only`` runs the groups named and no other. Rates are never
+compared with each other or with a time."""
 
 from __future__ import annotations
 
@@ -26,21 +27,22 @@ ORIZURU = {
     "worker_3q",
     "push_unique",
 }
+# The rows where users live (benchmarks/loaded.py), orizuru's only: no peers in a smoke run.
+LOADED = {
+    *(f"worker_sleep10_t{n}" for n in (8, 32, 64, 128)),
+    *(f"async_worker_sleep10_a{n}" for n in (100, 500, 1000)),
+    "worker_mixed_t32",
+    "async_worker_mixed_a500",
+    "processes_1_cpu1",
+    "processes_2_cpu1",
+}
 
 
-@pytest.fixture(scope="module")
-def smoke(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+def run_smoke(redis_url: str, out: Path, *options: str) -> dict[str, Any]:
+    """``benchmarks/run.py --smoke`` with ``options``; its JSON."""
+    command = [sys.executable, "benchmarks/run.py", "--smoke", "--redis-url", redis_url]
     done = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/run.py",
-            "--smoke",
-            "--redis-url",
-            redis_url,
-            "--json",
-            str(out),
-        ],
+        [*command, "--json", str(out), *options],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,6 +51,18 @@ def smoke(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def smoke_json(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    run_smoke(redis_url, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def smoke(smoke_json: Path) -> dict[str, Any]:
+    return json.loads(smoke_json.read_text())  # type: ignore[no-any-return]
 
 
 def test_smoke_run_reports_every_ceiling_and_orizuru_path(smoke: dict[str, Any]) -> None:
@@ -78,6 +92,37 @@ def test_smoke_run_judges_every_target_it_measured(smoke: dict[str, Any]) -> Non
         "Worker no-op >= 30x dramatiq": "n/a",
         "asyncio Worker >= 20x the fastest asyncio peer": "n/a",
     }
+
+
+def test_smoke_run_reports_every_loaded_row_with_a_rate_and_what_binds_it(
+    smoke: dict[str, Any],
+) -> None:
+    rows = smoke["loaded_rows"]
+    assert set(rows) == LOADED
+    assert [name for name, row in rows.items() if not row["median_rate"] > 0] == []
+    assert [name for name, row in rows.items() if not row["efficiency"] > 0] == []
+    binds = {row["binds"] for row in rows.values()}
+    assert binds <= {"handler", "worker CPU", "Redis"}
+
+
+def test_smoke_run_measures_the_cpu_of_the_worker_processes(smoke: dict[str, Any]) -> None:
+    rows = smoke["loaded_rows"]
+    cpu = {name: rows[name]["cpu_us_per_message"] for name in LOADED if name.startswith("proc")}
+    assert [name for name, us in cpu.items() if not (us is not None and us > 0)] == []
+
+
+def test_smoke_run_writes_its_report_beside_the_json(
+    smoke: dict[str, Any], smoke_json: Path
+) -> None:
+    labels = [row["label"] for row in smoke["loaded_rows"].values()]
+    report = smoke_json.with_suffix(".txt").read_text()
+    assert [label for label in labels if label not in report] == []
+
+
+def test_only_runs_the_groups_it_names(redis_url: str, tmp_path: Path) -> None:
+    data = run_smoke(redis_url, tmp_path / "only.json", "--only", "io")
+    assert data["rows"] == data["asyncio_rows"] == data["depth"] == {}
+    assert set(data["loaded_rows"]) == {n for n in LOADED if "sleep10" in n}
 
 
 def test_smoke_run_leaves_no_key_behind(smoke: dict[str, Any], redis_url: str) -> None:

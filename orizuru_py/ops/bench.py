@@ -12,10 +12,8 @@ import argparse
 import collections
 import contextlib
 import gc
-import itertools
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -23,15 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-import redis
-
 from ..consumer import Consumer
-from ..keys import QueueKeys
 from ..observer import Observer
 from ..producer import Producer
 from ..worker import Worker
 from . import benchreport
+from .benchdata import Bench, Case, Result, Row, Skipped, Timer
 
 BATCH = 100  # messages per batch on every batched path
 _FILL_CHUNK = 10_000
@@ -41,159 +36,6 @@ _WAIT = 120.0  # seconds any one measurement may wait for its messages
 def message(i: int) -> dict[str, str]:
     """Message ``i``: distinct, and exactly 100 bytes as msgpack (as in the issue's figures)."""
     return {"n": f"{i:08d}", "pad": "x" * 82}
-
-
-@attrs.define
-class Bench:
-    """Where measurements run: a server, a client, and a key prefix unique to this run."""
-
-    url: str
-    r: Any = attrs.field(init=False)
-    prefix: str = attrs.field(factory=lambda: f"bench-{os.urandom(4).hex()}")
-    _serial: Iterator[int] = attrs.field(factory=itertools.count, init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.r = redis.Redis.from_url(self.url)
-
-    def queue(self, case: str) -> str:
-        """A fresh queue name for one measurement."""
-        return f"{case}-{next(self._serial)}"
-
-    def keys(self, queue: str) -> QueueKeys:
-        return QueueKeys(queue, self.prefix)
-
-    def drop(self, queue: str) -> None:
-        """Delete every key of ``queue`` (benchmarks may SCAN; the library never does)."""
-        self._delete(f"{self.keys(queue).base}*")
-
-    def cleanup(self) -> None:
-        """Delete every key this run created, under any library's naming."""
-        self._delete(f"*{self.prefix}*")
-
-    def _delete(self, pattern: str) -> None:
-        batch: list[bytes] = []
-        for key in self.r.scan_iter(match=pattern, count=1000):
-            batch.append(key)
-            if len(batch) == 1000:
-                self.r.delete(*batch)
-                batch.clear()
-        if batch:
-            self.r.delete(*batch)
-
-
-@attrs.frozen
-class Result:
-    """One measurement: wall seconds, this process's CPU seconds (all its threads), and the
-    server's CPU seconds where INFO reports them. CPU moves far less than wall time on a
-    shared machine, and says on which side of the socket the time went."""
-
-    messages: int
-    seconds: float
-    cpu: float = 0.0
-    server_cpu: float | None = None
-
-    @property
-    def rate(self) -> float:
-        return self.messages / self.seconds
-
-    def __add__(self, other: Result) -> Result:
-        server = None
-        if self.server_cpu is not None and other.server_cpu is not None:
-            server = self.server_cpu + other.server_cpu
-        return Result(
-            self.messages + other.messages,
-            self.seconds + other.seconds,
-            self.cpu + other.cpu,
-            server,
-        )
-
-
-def server_cpu(r: Any) -> float | None:
-    """The server's CPU seconds so far (user + system), or None where INFO lacks them."""
-    info = r.info("cpu")
-    try:
-        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-class Timer:
-    """Times a ``with`` block: wall clock, this process's CPU, the server's CPU (read
-    outside the block, so the reads are not timed)."""
-
-    def __init__(self, r: Any) -> None:
-        self.r = r
-        self.seconds = self.cpu = 0.0
-        self.server_cpu: float | None = None
-
-    def __enter__(self) -> Timer:
-        self._server = server_cpu(self.r)
-        self._cpu = time.process_time()
-        self._wall = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = time.perf_counter() - self._wall
-        self.cpu = time.process_time() - self._cpu
-        end = server_cpu(self.r)
-        if end is not None and self._server is not None:
-            self.server_cpu = end - self._server
-
-    def result(self, messages: int) -> Result:
-        return Result(messages, self.seconds, self.cpu, self.server_cpu)
-
-
-Measure = Callable[[Bench, int], Result]
-
-
-class Skipped(Exception):
-    """A case that cannot run here (a peer not installed); the message says why."""
-
-
-@attrs.frozen
-class Case:
-    """A named measurement, sized in messages, compared to ``ceiling`` when it has one.
-    A case in ``slices`` is measured in that many parts per round, interleaved with the
-    other sliced cases, so a path and its ceiling see the same moments of a drifting load."""
-
-    name: str
-    label: str
-    messages: int
-    measure: Measure
-    ceiling: str | None = None
-    slices: int = 1
-
-
-@attrs.define
-class Row:
-    """A case and what its rounds measured."""
-
-    case: Case
-    results: list[Result] = attrs.field(factory=list)
-    note: str | None = None
-
-    @property
-    def rates(self) -> list[float]:
-        return [r.rate for r in self.results]
-
-    @property
-    def median(self) -> float | None:
-        return statistics.median(self.rates) if self.results else None
-
-    @property
-    def cpu_us(self) -> float | None:
-        """Median microseconds of this process's CPU per message."""
-        return _median_us([r.cpu for r in self.results], self.results)
-
-    @property
-    def server_us(self) -> float | None:
-        """Median microseconds of server CPU per message (None where not reported)."""
-        return _median_us([r.server_cpu for r in self.results], self.results)
-
-
-def _median_us(values: Sequence[float | None], results: Sequence[Result]) -> float | None:
-    per = [v / r.messages * 1e6 for v, r in zip(values, results, strict=True) if v is not None]
-    return statistics.median(per) if per and len(per) == len(results) else None
 
 
 # -- the measurements ---------------------------------------------------------------
@@ -284,12 +126,16 @@ def take_batches(consumer: Consumer, n: int) -> None:
 
 
 class Counter:
-    """A no-op job that counts its calls (``deque.append`` is atomic across threads)."""
+    """A job that runs ``work`` (by default nothing) and counts its calls (``deque.append``
+    is atomic across threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, work: Callable[[Any], object] | None = None) -> None:
         self._calls: collections.deque[None] = collections.deque()
+        self._work = work
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, payload: Any = None, *args: Any) -> None:
+        if self._work is not None:
+            self._work(payload)
         self._calls.append(None)
 
     def __len__(self) -> int:
@@ -300,25 +146,33 @@ class Counter:
         wait_until(lambda: len(self) >= n, timeout, f"{len(self)} of {n} jobs ran")
 
 
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> None:
-    """Poll ``check`` every 2 ms until it is true; raise ``TimeoutError`` after ``timeout``."""
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.002) -> None:
+    """Poll ``check`` every ``every`` s until it is true; raise ``TimeoutError`` after
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {timeout:.0f} s: {what}")
-        time.sleep(0.002)
+        time.sleep(every)
 
 
-def worker(b: Bench, n: int, observer: Observer | None = None, queues: int = 1) -> Result:
-    """``Worker`` with a no-op handler at concurrency 8, timed from start until every
-    message is handled and acked (stopping it is not timed). With several ``queues``, the
-    messages are spread evenly over them (strict priority: one after the other)."""
+def worker(
+    b: Bench,
+    n: int,
+    observer: Observer | None = None,
+    queues: int = 1,
+    concurrency: int = 8,
+    work: Callable[[Any], object] | None = None,
+) -> Result:
+    """``Worker`` whose handler runs ``work`` (default: nothing), timed from start until
+    every message is handled and acked (stopping it is not timed). With several ``queues``,
+    the messages are spread evenly over them (strict priority: one after the other)."""
     names = [b.queue("worker") for _ in range(queues)]
     for i, queue in enumerate(names):
         share = n // queues + (1 if i < n % queues else 0)
         fill(b, queue, share, start=i * n)
-    handler = Counter()
-    w = Worker(b.r, names, handler, concurrency=8, prefix=b.prefix, observer=observer)
+    handler = Counter(work)
+    w = Worker(b.r, names, handler, concurrency=concurrency, prefix=b.prefix, observer=observer)
     thread = threading.Thread(target=w.run, name="bench-worker", daemon=True)
     try:
         with Timer(b.r) as t:

@@ -10,7 +10,8 @@ from typing import Any
 import redis.asyncio
 
 from ..asyncio import Consumer, Producer, Worker
-from .bench import _WAIT, BATCH, Bench, Case, Result, Timer, fill, message
+from .bench import _WAIT, BATCH, fill, message
+from .benchdata import Bench, Case, Result, Timer
 
 
 def measure(
@@ -87,10 +88,16 @@ def batch(b: Bench, n: int) -> Result:
     return result
 
 
-def worker(b: Bench, n: int) -> Result:
-    """The asyncio ``Worker`` with a no-op coroutine handler at its default concurrency
-    (100 tasks), timed from start until every message is handled and acked (stopping it
-    is not timed: a fetch blocked on the empty queue holds a graceful stop up to 1 s)."""
+def worker(
+    b: Bench,
+    n: int,
+    concurrency: int = 100,
+    work: Callable[[Any], Awaitable[object]] | None = None,
+) -> Result:
+    """The asyncio ``Worker`` at ``concurrency`` tasks (its default: 100) with a coroutine
+    handler that awaits ``work`` (default: nothing), timed from start until every message
+    is handled and acked (stopping it is not timed: a fetch blocked on the empty queue
+    holds a graceful stop up to 1 s)."""
     queue = b.queue("async-worker")
     fill(b, queue, n)
 
@@ -99,11 +106,13 @@ def worker(b: Bench, n: int) -> Result:
         done = asyncio.Event()
 
         async def handler(payload: Any) -> None:
+            if work is not None:
+                await work(payload)
             seen[0] += 1
             if seen[0] >= n:
                 done.set()
 
-        w = Worker(r, queue, handler, prefix=b.prefix)
+        w = Worker(r, queue, handler, concurrency=concurrency, prefix=b.prefix)
         running = asyncio.create_task(w.run())
 
         async def stop() -> None:

@@ -7,12 +7,12 @@ import platform
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import attrs
 import redis
 
-if TYPE_CHECKING:
-    from .bench import Bench, Row
+from .benchdata import Bench, Row
 
 
 def ratio(rows: Mapping[str, Row], a: str, b: str) -> float | None:
@@ -60,6 +60,92 @@ TABLE_NOTE = (
 )
 
 
+def bounds(row: Row) -> dict[str, float]:
+    """The rates that bound a row running real handlers (none for other rows): ``handler``,
+    its concurrency over its handlers' mean time; ``worker CPU``, the cores its worker may
+    use over the worker's CPU per job; ``Redis``, one server core over the server's CPU
+    per job. The last two are measured in the row itself."""
+    limit = row.case.limit
+    if limit is None:
+        return {}
+    out = {"handler": limit.ideal}
+    if row.cpu_us:
+        out["worker CPU"] = limit.cores * 1e6 / row.cpu_us
+    if row.server_us:
+        out["Redis"] = 1e6 / row.server_us
+    return out
+
+
+def binding(row: Row) -> tuple[str, float] | None:
+    """The bound that binds (the lowest) and the row's median rate against it."""
+    found = bounds(row)
+    if not found or row.median is None:
+        return None
+    name = min(found, key=found.__getitem__)
+    return name, row.median / found[name]
+
+
+def _first_of_group(rows: Mapping[str, Row], name: str) -> str | None:
+    """The first row of ``name``'s limit group, if that is another row."""
+    group = rows[name].case.limit
+    for other, row in rows.items():
+        if group is not None and row.case.limit is not None and row.case.limit.group == group.group:
+            return other if other != name else None
+    return None
+
+
+def format_limits(rows: Mapping[str, Row]) -> str:
+    """Rows running real handlers: median jobs/s, the bound that binds and the rate
+    against it (eff), against concurrency / handler time, against the group's first row."""
+    head = f"{'case':<48} {'jobs/s':>8} {'min..max':>15} {'limit':>8} {'binds':>10}"
+    head += f" {'eff':>5} {'of c/t':>6} {'x first':>7} {'cpu us':>7} {'srv us':>7}  note"
+    lines = [head, "-" * len(head)]
+    for name, row in rows.items():
+        if row.case.limit is None:
+            continue
+        bound, median = binding(row), row.median
+        if bound is None or median is None:
+            lines.append(f"{row.case.label:<48} {'-':>8}  {row.note or 'no result'}")
+            continue
+        first = _first_of_group(rows, name)
+        spread = f"{min(row.rates):,.0f}..{max(row.rates):,.0f}"
+        line = f"{row.case.label:<48} {median:>8,.0f} {spread:>15}"
+        line += f" {median / bound[1]:>8,.0f} {bound[0]:>10} {bound[1]:>5.2f}"
+        line += f" {median / row.case.limit.ideal:>6.2f}"
+        line += f" {_times(ratio(rows, name, first) if first else None):>7}"
+        line += f" {_us(row.cpu_us):>7} {_us(row.server_us):>7}  {row.case.note}"
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+LIMITS_NOTE = (
+    "limit: the lowest of concurrency / mean handler time, the worker's cores / its CPU per "
+    "job and one server core / the server's CPU per job (binds: which); eff: jobs/s against "
+    "it; of c/t: against concurrency / handler time alone; x first: against the first row "
+    "of the same concurrency and handlers (orizuru's); cpu us: CPU per job of the worker's "
+    "own process (for --processes, its process tree)."
+)
+
+
+def _limit_json(rows: Mapping[str, Row], name: str) -> dict[str, Any]:
+    row = rows[name]
+    limit = row.case.limit
+    if limit is None:
+        return {}
+    bound, first = binding(row), _first_of_group(rows, name)
+    median = row.median
+    return {
+        "limit": {**attrs.asdict(limit), "ideal": limit.ideal},
+        "bounds": bounds(row),
+        "binds": bound[0] if bound else None,
+        "efficiency": bound[1] if bound else None,
+        "of_ideal": median / limit.ideal if median is not None else None,
+        "vs_group_first": ratio(rows, name, first) if first else None,
+        "group_first": first,
+        "case_note": row.case.note or None,
+    }
+
+
 def rows_json(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> dict[str, Any]:
     """The rows as JSON-ready data (every round's figures, medians, ratios)."""
     out: dict[str, Any] = {}
@@ -79,6 +165,7 @@ def rows_json(rows: Mapping[str, Row], compare: Sequence[str] = ()) -> dict[str,
             "vs_ceiling": ratio(rows, name, row.case.ceiling) if row.case.ceiling else None,
             "vs": {c: ratio(rows, name, c) for c in compare if c != name and c in rows},
             "note": row.note,
+            **_limit_json(rows, name),
         }
     return out
 
