@@ -24,6 +24,7 @@ from ..keys import QueueKeys, validate_name
 from ..worker import DEFAULT_GC_INTERVAL
 from . import bench, logs
 from . import commands as c
+from .clients import safe
 from .commands import DEFAULT_URL
 from .queue import MAX_PEEK, WHERE
 
@@ -396,7 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # a bad argument the library caught
         return _fail(str(exc), 2)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
-        return _fail(f"cannot reach {c.safe(c.url_of(args))}: {exc}", 1)
+        return _fail(f"cannot reach {safe(c.url_of(args))}: {exc}", 1)
     except redis.RedisError as exc:
         return _fail(f"{type(exc).__name__}: {exc}", 1)
     except BrokenPipeError:  # stdout closed early (`orizuru stats | head`): not an error

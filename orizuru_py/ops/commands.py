@@ -11,7 +11,6 @@ import os
 import signal
 import sys
 import time
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -19,16 +18,10 @@ import redis
 
 from ..collector import CollectReport, GarbageCollector
 from . import bench, demo, views
-from .processes import (
-    Supervisor,
-    WorkerSpec,
-    client,
-    load_codec,
-    load_handler,
-    run_here,
-    sentinel_url,
-)
+from .clients import client, safe, sentinel_url
+from .loading import load_codec, load_handler
 from .queue import Peeked, Queue
+from .supervisor import Supervisor, WorkerSpec, run_worker
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 log = logging.getLogger("orizuru_py.cli")
@@ -40,15 +33,6 @@ class CliError(Exception):
 
 class UsageError(CliError):
     """A command line that cannot work as given (exit 2)."""
-
-
-def safe(url: str) -> str:
-    """``url`` without its password, to print."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 # -- helpers of the commands ------------------------------------------------------
@@ -275,6 +259,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.processes == 1:
         return run_here(spec, args.metrics_port)
     return Supervisor(spec, args.processes, args.metrics_port).run()
+
+
+def run_here(spec: WorkerSpec, metrics_port: int | None) -> int:
+    """One Worker in this process, with ``/metrics`` on ``metrics_port`` if given."""
+    r = client(spec.redis_url)
+    observer = None
+    if metrics_port is not None:
+        from prometheus_client import REGISTRY
+
+        from .metrics import PrometheusObserver, QueueCollector, serve
+
+        observer = PrometheusObserver(spec.queues)
+        REGISTRY.register(QueueCollector(r, spec.queues, spec.prefix))
+        serve(metrics_port)
+    run_worker(spec.worker(observer))
+    return 0
 
 
 def cmd_server(args: argparse.Namespace) -> int:
