@@ -18,7 +18,8 @@ import redis
 
 from orizuru_py import BytesCodec, Consumer, Producer, Queue
 from orizuru_py.keys import QueueKeys
-from orizuru_py.ops import cli, commands, demo
+from orizuru_py.ops import cli, demo
+from orizuru_py.ops.commands import tools
 from tests.support import keys_of, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,7 +317,7 @@ def test_a_missing_dashboard_is_one_line_with_the_install_hint(
     def missing() -> None:
         raise ImportError("No module named 'starlette'")
 
-    monkeypatch.setattr(commands, "dashboard_module", missing)
+    monkeypatch.setattr(tools, "dashboard_module", missing)
     assert cli.main(["dashboard", "--port", "8080"]) == 1
     err = capsys.readouterr().err
     assert err == (
