@@ -1,5 +1,7 @@
 """orizuru_py: a reliable (at-least-once) message queue on Redis lists."""
 
+import importlib.metadata as _metadata
+
 from .backoff import Exponential, Linear
 from .codecs import AttrsCodec, BytesCodec, Codec, MsgpackCodec
 from .collector import CollectReport, GarbageCollector
@@ -20,6 +22,11 @@ from .observer import Observer
 from .ops.queue import ConsumerStats, Peeked, Queue, QueueStats
 from .producer import Producer
 from .worker import Worker
+
+try:  # the version pyproject.toml declares, as installed: no second copy to keep in step
+    __version__ = _metadata.version("orizuru_py")
+except _metadata.PackageNotFoundError:  # a source tree run without being installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AlreadySettled",

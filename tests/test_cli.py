@@ -5,6 +5,7 @@ that bring a server of their own in ``test_cli_tools``."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import pty
@@ -12,10 +13,12 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 
 import pytest
 import redis
 
+import orizuru_py
 from orizuru_py import BytesCodec, Consumer, Producer, Queue
 from orizuru_py.keys import QueueKeys
 from orizuru_py.ops import cli
@@ -292,8 +295,13 @@ def test_a_missing_dashboard_is_one_line_with_the_install_hint(
     )
 
 
-def test_version_and_every_option_says_its_default() -> None:
-    assert ok("--version").startswith("orizuru ")
+def test_version_is_the_installed_one_that_pyproject_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert orizuru_py.__version__ == declared == importlib.metadata.version("orizuru_py")
+    assert ok("--version") == f"orizuru {declared}\n"
+
+
+def test_every_option_says_its_default() -> None:
     commands_ = cli.parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     silent = [
         f"{name} {action.option_strings[0]}"

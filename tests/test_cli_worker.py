@@ -11,6 +11,7 @@ from orizuru_py import Producer, Queue
 from tests.clirun import environment, started
 from tests.support import wait_for
 
+
 def test_an_async_def_handler_runs_on_the_asyncio_worker(
     r: redis.Redis, redis_url: str, queue: str
 ) -> None:

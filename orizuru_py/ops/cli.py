@@ -11,7 +11,6 @@ Each error is one line on stderr: exit 2 for a bad command line, 1 for anything 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any, NoReturn
 
 import redis
 
+from .. import __version__
 from . import logs
 from .clients import safe
 from .commands import COMMANDS, CliError, Command, UsageError
@@ -99,7 +99,7 @@ def parser(full: str | None = None) -> argparse.ArgumentParser:
     p.add_argument(
         "--version",
         action="version",
-        version=f"%(prog)s {importlib.metadata.version('orizuru_py')}",
+        version=f"%(prog)s {__version__}",
     )
     _globals(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
