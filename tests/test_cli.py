@@ -269,7 +269,12 @@ def test_pause_resume_and_cancel_act_on_the_queue(
         (["stats", "bad name"], {}, 2, "contains ' '"),
         (["worker", "tests.handlers:record", "q", "--sentinel", "h:1"], {}, 2, "go together"),
         (["worker", "tests.handlers:missing", "q"], {}, 2, "has no attribute 'missing'"),
-        (["worker", "tests.handlers:not_callable", "q"], {}, 2, "not a function"),
+        (
+            ["worker", "tests.handlers:not_callable", "q"],
+            {},
+            2,
+            "'tests.handlers:not_callable' is an int, not a function",
+        ),
     ],
 )
 def test_an_error_is_one_line_and_an_exit_code(

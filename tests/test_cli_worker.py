@@ -1,15 +1,48 @@
-"""``orizuru worker``, run as a user runs it. ``--processes`` is in ``test_processes``."""
+"""``orizuru worker``, run as a user runs it: loading the handler (errors in one line) and
+the asyncio Worker for an ``async def`` handler. ``--processes`` is in ``test_processes``."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import uuid
+from pathlib import Path
 
+import pytest
 import redis
 
 from orizuru_py import Producer, Queue
-from tests.clirun import environment, started
+from tests.clirun import environment, one_error_line, orizuru, started
 from tests.support import wait_for
+
+# -- a handler that does not load ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "says"),
+    [
+        ("def send(payload)\n    pass\n", ["SyntaxError: ", "line 1"]),
+        (
+            "import os\n\nAPI_KEY = os.environ['ORIZURU_TEST_NEVER_SET']\n",
+            ["KeyError: 'ORIZURU_TEST_NEVER_SET'", ".py, line 3)"],
+        ),
+        ("import sys\nsys.exit('set API_KEY first')\n", ["SystemExit: set API_KEY first"]),
+        ("1 / 0\n", ["ZeroDivisionError: division by zero", ".py, line 1)"]),
+    ],
+)
+def test_a_handler_module_that_raises_on_import_is_one_line_naming_it(
+    tmp_path: Path, source: str, says: list[str]
+) -> None:
+    module = f"tasks_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(source)
+    done = orizuru("worker", f"{module}:send", "q", env={"PYTHONPATH": str(tmp_path)})
+    assert done.returncode == 2
+    line = one_error_line(done)
+    assert f"cannot import {module!r}: " in line
+    assert [part for part in says if part not in line] == []
+
+
+# -- the asyncio Worker -------------------------------------------------------------------
 
 
 def test_an_async_def_handler_runs_on_the_asyncio_worker(

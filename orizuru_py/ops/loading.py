@@ -1,11 +1,14 @@
 """What the command line loads by path: a handler (``module:function``) and a codec
-(``module:codec``), with an error that says what is wrong in one line."""
+(``module:codec``). Whatever goes wrong, a missing module, a module that raises as it
+is imported (a syntax error, a missing environment variable), a missing attribute, is
+a ``ValueError`` of one line that names the module and the error."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,8 @@ def load_object(path: str, what: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import {module_name!r}: {exc}") from exc
+    except (Exception, SystemExit) as exc:  # its code raised, or called sys.exit()
+        raise ValueError(f"cannot import {module_name!r}: {_raised(exc)}") from exc
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -31,11 +36,26 @@ def load_object(path: str, what: str) -> Any:
     return obj
 
 
+def _raised(exc: BaseException) -> str:
+    """``Type: message (file, line N)`` on one line: where the module's own top-level
+    code raised (a SyntaxError's message already says where)."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.name == "<module>"]
+    if frames and not isinstance(exc, SyntaxError):
+        text += f" ({frames[-1].filename}, line {frames[-1].lineno})"
+    return text
+
+
 def load_handler(path: str) -> Callable[..., Any]:
     handler = load_object(path, "function")
     if not callable(handler):
-        raise ValueError(f"{path!r} is a {type(handler).__name__}, not a function")
+        raise ValueError(f"{path!r} is {_a(type(handler).__name__)}, not a function")
     return handler  # type: ignore[no-any-return]
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its article: "an int", "a str"."""
+    return f"an {noun}" if noun[:1].lower() in "aeio" else f"a {noun}"
 
 
 def load_codec(path: str | None) -> Codec | None:
