@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.parse
 
 import pytest
 import redis
@@ -275,6 +276,12 @@ def test_pause_resume_and_cancel_act_on_the_queue(
             2,
             "'tests.handlers:not_callable' is an int, not a function",
         ),
+        (
+            ["stats"],
+            {"ORIZURU_REDIS_URL": "nonsense"},
+            2,
+            "$ORIZURU_REDIS_URL: 'nonsense' is not a Redis URL",
+        ),
     ],
 )
 def test_an_error_is_one_line_and_an_exit_code(
@@ -298,6 +305,28 @@ def test_a_missing_dashboard_is_one_line_with_the_install_hint(
         "orizuru: error: the dashboard is not installed (No module named 'starlette'): "
         "pip install 'orizuru_py[dashboard]'\n"
     )
+
+
+def test_a_database_the_server_does_not_have_is_one_line_naming_the_url(
+    redis_url: str,
+) -> None:
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(redis_url)._replace(path="/99"))
+    done = orizuru("stats", "--redis-url", url)
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert url in line and "DB index is out of range" in line
+
+
+def test_orizuru_redis_url_names_the_server_before_redis_url(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    """For a shell whose REDIS_URL belongs to another application."""
+    Producer(r, queue).push(1)
+    env = {"ORIZURU_REDIS_URL": redis_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    done = orizuru("stats", queue, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["queues"][0]["waiting"] == 1
+    r.delete(QueueKeys(queue).queue)
 
 
 def test_version_is_the_installed_one_that_pyproject_declares() -> None:

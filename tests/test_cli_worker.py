@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -40,6 +41,19 @@ def test_a_handler_module_that_raises_on_import_is_one_line_naming_it(
     line = one_error_line(done)
     assert f"cannot import {module!r}: " in line
     assert [part for part in says if part not in line] == []
+
+
+def test_a_worker_whose_server_refuses_its_password_fails_at_once(
+    redis_url: str, queue: str
+) -> None:
+    """Waiting cannot mend a wrong password (or database): that is one line, at once."""
+    parts = urllib.parse.urlsplit(redis_url)
+    netloc = f"nobody:wrong@{parts.hostname}:{parts.port}"
+    wrong = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    done = orizuru("worker", "tests.handlers:record", queue, "--redis-url", wrong)
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert "nobody:***@" in line and "wrong" not in line and "waiting" not in done.stderr
 
 
 # -- the asyncio Worker -------------------------------------------------------------------

@@ -20,9 +20,9 @@ import redis
 
 from .. import __version__
 from . import logs
-from .clients import safe
+from .clients import DEFAULT_URL, REFUSED, URL_VARIABLES, environment_url, safe
 from .commands import COMMANDS, CliError, Command, UsageError
-from .commands.common import DEFAULT_URL, prefix, redis_url, url_of
+from .commands.common import prefix, redis_url, url_of
 
 PREFIX = "orizuru"
 
@@ -48,7 +48,7 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
         type=redis_url,
         default=default(None),
         metavar="URL",
-        help=f"the server (default: $REDIS_URL, else {DEFAULT_URL})",
+        help=f"the server (default: ${', else $'.join(URL_VARIABLES)}, else {DEFAULT_URL})",
     )
     g.add_argument(
         "--sentinel",
@@ -122,12 +122,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
                 f"the {name} is not installed ({exc}): pip install 'orizuru_py[{name}]'"
             ) from None
         args = full.parse_args(argv)
-    env_url = os.environ.get("REDIS_URL")
-    if not args.redis_url and env_url:
+    named = environment_url()
+    if not args.redis_url and named:
         try:
-            redis_url(env_url)
+            redis_url(named[1])
         except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"$REDIS_URL: {exc}") from None
+            raise UsageError(f"${named[0]}: {exc}") from None
     return args
 
 
@@ -144,10 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 1)
     except ValueError as exc:  # a bad argument the library caught
         return _fail(str(exc), 2)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        return _fail(f"cannot reach {safe(url_of(args))}: {exc}", 1)
     except redis.RedisError as exc:
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+        return _fail(_server_error(safe(url_of(args)), exc), 1)
     except BrokenPipeError:  # stdout closed early (`orizuru stats | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -155,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _server_error(url: str, exc: redis.RedisError) -> str:
+    """What went wrong with the server at ``url``, which the line names: unreachable, or
+    it answered with a refusal (a wrong password, a database it does not have)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError) and not isinstance(exc, REFUSED):
+        return f"cannot reach {url}: {exc}"
+    return f"{url}: {type(exc).__name__}: {exc}"
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,15 +1,33 @@
-"""The command line's clients: which server a URL names (``redis://``, ``rediss://``, or
-``sentinel://`` for a primary found through Sentinel) and the client that reaches it."""
+"""The command line's clients: which server the environment names, which server a URL
+names (``redis://``, ``rediss://``, or ``sentinel://`` for a primary found through
+Sentinel), and the client that reaches it."""
 
 from __future__ import annotations
 
+import os
 import urllib.parse
 from typing import Any
 
 import redis
 import redis.asyncio
 import redis.asyncio.sentinel
+import redis.exceptions
 import redis.sentinel
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+# ORIZURU_REDIS_URL first: for a shell whose REDIS_URL belongs to another application.
+URL_VARIABLES = ("ORIZURU_REDIS_URL", "REDIS_URL")
+# Connection errors that mean the server answered and refused us: no wait mends them.
+REFUSED = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def environment_url() -> tuple[str, str] | None:
+    """The server the environment names, and the variable that names it."""
+    for name in URL_VARIABLES:
+        url = os.environ.get(name)
+        if url:
+            return name, url
+    return None
 
 
 def safe(url: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +13,9 @@ import attrs
 import redis
 
 from ...keys import QueueKeys, validate_name
-from ..clients import client, sentinel_url
+from ..clients import DEFAULT_URL, client, environment_url, sentinel_url
 from ..queue import Queue
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 log = logging.getLogger("orizuru_py.cli")
 
 
@@ -125,13 +123,20 @@ def codec_arg(s: argparse.ArgumentParser) -> None:
 # -- the server and the queue -------------------------------------------------------
 
 
+def given_url(args: argparse.Namespace) -> str | None:
+    """The server the user named: ``--redis-url``, else ``$ORIZURU_REDIS_URL``, else
+    ``$REDIS_URL``; None if none of them is set."""
+    named = environment_url()
+    url: str | None = args.redis_url or (named[1] if named else None)
+    return url
+
+
 def url_of(args: argparse.Namespace) -> str:
-    """The server: ``--sentinel``/``--master``, else ``--redis-url``, ``$REDIS_URL``, or
-    the default."""
+    """The server: ``--sentinel``/``--master``, else the one the user named, else the
+    default."""
     if getattr(args, "sentinel", None):
         return sentinel_url(args.sentinel, args.master)
-    url: str = args.redis_url or os.environ.get("REDIS_URL") or DEFAULT_URL
-    return url
+    return given_url(args) or DEFAULT_URL
 
 
 def client_of(args: argparse.Namespace) -> redis.Redis:

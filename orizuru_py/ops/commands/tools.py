@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 from typing import Any
 
 from .. import bench, demo
-from .common import Command, client_of, port, positive_int
+from .common import Command, client_of, given_url, port, positive_int
 
 
 def server_options(s: argparse.ArgumentParser) -> None:
@@ -45,12 +44,11 @@ def demo_options(s: argparse.ArgumentParser) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    return demo.main(args.redis_url or os.environ.get("REDIS_URL"), args.messages, args.consumers)
+    return demo.main(given_url(args), args.messages, args.consumers)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    url = args.redis_url or os.environ.get("REDIS_URL")
-    return bench.run(url, args.messages, args.rounds, args.json)
+    return bench.run(given_url(args), args.messages, args.rounds, args.json)
 
 
 def dashboard_module() -> Any:
