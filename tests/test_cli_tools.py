@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import redis
 
 from orizuru_py.ops import cli, demo
 from orizuru_py.ops.embedded import _free_port
-from tests.clirun import orizuru, started
+from tests.clirun import Lines, one_error_line, orizuru, started
 
 TABLE = ("orizuru demo on ", "pushed ", "killed ", "recovered ", "acked ", "lost ", "throughput ")
 
@@ -42,6 +43,51 @@ def test_server_runs_valkey_in_the_foreground_and_stops_on_ctrl_c(tmp_path: Path
         assert p.wait(15) == 0
         assert p.stdout.read().splitlines()[-1] == "orizuru server: stopped"
     assert list(tmp_path.glob("appendonlydir/*.aof"))
+
+
+def test_server_prints_the_line_to_export_and_what_stops_it() -> None:
+    port = _free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    with started(["server", "--port", str(port)], stdout=subprocess.PIPE) as p:
+        assert p.stdout is not None
+        lines = Lines(p.stdout)
+        assert lines.until("export ") == f"export REDIS_URL={url}"
+        stops = lines.until("stops")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(15) == 0
+    assert "Ctrl-C" in stops and "in memory only" in stops
+
+
+def test_server_stops_with_its_valkey_when_its_terminal_closes() -> None:
+    """SIGHUP: the terminal it ran in is gone. No Valkey may outlive it, holding the port."""
+    port = _free_port()
+    with started(["server", "--port", str(port)], stdout=subprocess.PIPE) as p:
+        assert p.stdout is not None
+        lines = Lines(p.stdout)
+        lines.until("export ")
+        valkey = int(redis.Redis(port=port).info("server")["process_id"])
+        try:
+            p.send_signal(signal.SIGHUP)
+            assert p.wait(15) == 0
+            assert lines.rest()[-2:] == [
+                "orizuru server: SIGHUP: stopping",
+                "orizuru server: stopped",
+            ]
+            assert not alive(valkey)
+        finally:
+            if alive(valkey):
+                os.kill(valkey, signal.SIGKILL)
+
+
+def test_server_on_a_taken_port_says_to_pick_another() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = orizuru("server", "--port", str(port))
+    assert done.returncode == 1
+    assert f"port {port} of 127.0.0.1 is taken" in one_error_line(done)
+    assert "--port" in one_error_line(done)
 
 
 # -- demo, bench --------------------------------------------------------------------------
