@@ -1,19 +1,26 @@
 """``orizuru worker``: a Worker around ``module:function``, in this process or, with
-``--processes N``, under a supervisor (``..supervisor``)."""
+``--processes N``, under a supervisor (``..supervisor``). Started before its server is
+up, it waits for it, as the Worker itself rides out a server that goes away."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import time
+from types import FrameType
+
+import redis
 
 from ...consumer import DEFAULT_HEARTBEAT_TIMEOUT, DEFAULT_MAX_ATTEMPTS
 from ...worker import DEFAULT_GC_INTERVAL
-from ..clients import client
+from ..clients import REFUSED, client, safe
 from ..loading import load_codec, load_handler
 from ..supervisor import Supervisor, WorkerSpec, run_worker
 from .common import (
     CliError,
     Command,
     codec_arg,
+    log,
     non_negative_float,
     port,
     positive_float,
@@ -21,6 +28,9 @@ from .common import (
     queue_name,
     url_of,
 )
+
+FIRST_PAUSE = 0.5  # seconds between tries for a server that does not answer, doubling
+LONGEST_PAUSE = 10.0
 
 
 def worker_options(s: argparse.ArgumentParser) -> None:
@@ -95,7 +105,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
                 "--metrics-port needs prometheus_client: pip install 'orizuru_py[metrics]'"
             ) from None
     url = url_of(args)
-    client(url).ping()
+    if not wait_for_server(url):
+        return 0
     spec = WorkerSpec(
         handler=args.handler,
         queues=tuple(args.queues),
@@ -112,6 +123,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.processes == 1:
         return run_here(spec, args.metrics_port)
     return Supervisor(spec, args.processes, args.metrics_port).run()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def wait_for_server(url: str) -> bool:
+    """Ping ``url`` until it answers, pausing longer after each failure and logging what
+    it waits for; False when SIGINT or SIGTERM comes first. A refusal no wait can mend
+    (a wrong password, a database the server does not have) raises at once."""
+    r = client(url)
+    pause, waited = FIRST_PAUSE, False
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            try:
+                r.ping()
+            except REFUSED:
+                raise
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning(
+                    "waiting for the server at %s (%s); next try in %.1f s, Ctrl-C stops",
+                    safe(url),
+                    exc,
+                    pause,
+                )
+                time.sleep(pause)
+                pause, waited = min(LONGEST_PAUSE, pause * 2), True
+                continue
+            if waited:
+                log.info("the server at %s answers", safe(url))
+            return True
+    except KeyboardInterrupt:
+        log.info("stopped before the server answered")
+        return False
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        r.close()
 
 
 def run_here(spec: WorkerSpec, metrics_port: int | None) -> int:
