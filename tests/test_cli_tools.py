@@ -14,7 +14,7 @@ import redis
 
 from orizuru_py.ops import cli, demo
 from orizuru_py.ops.embedded import _free_port
-from tests.clirun import Lines, one_error_line, orizuru, started
+from tests.clirun import ORIZURU, ROOT, Lines, environment, one_error_line, orizuru, started
 
 TABLE = ("orizuru demo on ", "pushed ", "killed ", "recovered ", "acked ", "lost ", "throughput ")
 
@@ -107,6 +107,22 @@ def test_demo_loses_nothing_and_leaves_no_key(r: redis.Redis, redis_url: str) ->
     assert "lost              0" in text
     assert "recovered        50" in text  # the killed consumer's whole batch
     assert demo_keys(r, text) == []
+
+
+def test_demo_prints_its_table_and_nothing_between_its_lines(redis_url: str) -> None:
+    """On a terminal stdout and stderr are one screen: a log line would cut the table."""
+    done = subprocess.run(
+        [*ORIZURU, "demo", "--messages", "600", "--consumers", "2", "--redis-url", redis_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=environment(),
+    )
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert [line.startswith(TABLE) for line in lines] == [True] * len(TABLE), lines
 
 
 def test_demo_cleans_up_on_ctrl_c(r: redis.Redis, redis_url: str) -> None:
