@@ -126,9 +126,10 @@ def codec_arg(s: argparse.ArgumentParser) -> None:
 def given_url(args: argparse.Namespace) -> str | None:
     """The server the user named: ``--redis-url``, else ``$ORIZURU_REDIS_URL``, else
     ``$REDIS_URL``; None if none of them is set."""
+    if args.redis_url:
+        return str(args.redis_url)
     named = environment_url()
-    url: str | None = args.redis_url or (named[1] if named else None)
-    return url
+    return named[1] if named else None
 
 
 def url_of(args: argparse.Namespace) -> str:
