@@ -1,5 +1,7 @@
 """orizuru_py: a reliable (at-least-once) message queue on Redis lists."""
 
+import importlib.metadata as _metadata
+
 from .backoff import Exponential, Linear
 from .codecs import AttrsCodec, BytesCodec, Codec, MsgpackCodec
 from .collector import CollectReport, GarbageCollector
@@ -22,6 +24,11 @@ from .producer import Producer
 from .queue import Queue
 from .stats import ConsumerStats, QueueStats
 from .worker import Worker
+
+try:  # the version pyproject.toml declares, as installed: no second copy to keep in step
+    __version__ = _metadata.version("orizuru_py")
+except _metadata.PackageNotFoundError:  # a source tree run without being installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AlreadySettled",

@@ -1,8 +1,11 @@
-"""The ``orizuru`` command, run as a user runs it (a subprocess) on the real server."""
+"""The ``orizuru`` command, run as a user runs it (a subprocess) on the real server: the
+subcommands that look at and act on queues, and what every subcommand shares (the
+server it picks, errors in one line). The worker's are in ``test_cli_worker``, those
+that bring a server of their own in ``test_cli_tools``."""
 
 from __future__ import annotations
 
-import io
+import importlib.metadata
 import json
 import os
 import pty
@@ -10,51 +13,20 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+import tomllib
+import urllib.parse
 from typing import Any
 
 import pytest
 import redis
 
+import orizuru_py
 from orizuru_py import BytesCodec, Consumer, Producer, Queue
 from orizuru_py.keys import QueueKeys
-from orizuru_py.ops import cli, commands, demo
-from tests.support import keys_of, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def orizuru(
-    *args: str, env: dict[str, str] | None = None, **kw: Any
-) -> subprocess.CompletedProcess[str]:
-    """``python -m orizuru_py ARGS`` to its end, output captured."""
-    base = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "orizuru_py", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        env={**base, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        **kw,
-    )
-
-
-def ok(*args: str) -> str:
-    done = orizuru(*args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The one line an error prints (and nothing on stdout, no traceback)."""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("orizuru: error: ")
-    assert done.stdout == ""
-    return lines[0]
-
+from orizuru_py.ops import cli
+from orizuru_py.ops.commands import tools
+from tests.clirun import ROOT, ok, one_error_line, orizuru
+from tests.support import keys_of
 
 # -- stats ----------------------------------------------------------------------------
 
@@ -337,7 +309,18 @@ def test_pause_resume_and_cancel_act_on_the_queue(
         (["stats", "bad name"], {}, 2, "contains ' '"),
         (["worker", "tests.handlers:record", "q", "--sentinel", "h:1"], {}, 2, "go together"),
         (["worker", "tests.handlers:missing", "q"], {}, 2, "has no attribute 'missing'"),
-        (["worker", "tests.handlers:not_callable", "q"], {}, 2, "not a function"),
+        (
+            ["worker", "tests.handlers:not_callable", "q"],
+            {},
+            2,
+            "'tests.handlers:not_callable' is an int, not a function",
+        ),
+        (
+            ["stats"],
+            {"ORIZURU_REDIS_URL": "nonsense"},
+            2,
+            "$ORIZURU_REDIS_URL: 'nonsense' is not a Redis URL",
+        ),
     ],
 )
 def test_an_error_is_one_line_and_an_exit_code(
@@ -354,7 +337,7 @@ def test_a_missing_dashboard_is_one_line_with_the_install_hint(
     def missing() -> None:
         raise ImportError("No module named 'starlette'")
 
-    monkeypatch.setattr(commands, "dashboard_module", missing)
+    monkeypatch.setattr(tools, "dashboard_module", missing)
     assert cli.main(["dashboard", "--port", "8080"]) == 1
     err = capsys.readouterr().err
     assert err == (
@@ -363,8 +346,35 @@ def test_a_missing_dashboard_is_one_line_with_the_install_hint(
     )
 
 
-def test_version_and_every_option_says_its_default() -> None:
-    assert ok("--version").startswith("orizuru ")
+def test_a_database_the_server_does_not_have_is_one_line_naming_the_url(
+    redis_url: str,
+) -> None:
+    url = urllib.parse.urlunsplit(urllib.parse.urlsplit(redis_url)._replace(path="/99"))
+    done = orizuru("stats", "--redis-url", url)
+    assert done.returncode == 1
+    line = one_error_line(done)
+    assert url in line and "DB index is out of range" in line
+
+
+def test_orizuru_redis_url_names_the_server_before_redis_url(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    """For a shell whose REDIS_URL belongs to another application."""
+    Producer(r, queue).push(1)
+    env = {"ORIZURU_REDIS_URL": redis_url, "REDIS_URL": "redis://127.0.0.1:1/0"}
+    done = orizuru("stats", queue, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["queues"][0]["waiting"] == 1
+    r.delete(QueueKeys(queue).queue)
+
+
+def test_version_is_the_installed_one_that_pyproject_declares() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert orizuru_py.__version__ == declared == importlib.metadata.version("orizuru_py")
+    assert ok("--version") == f"orizuru {declared}\n"
+
+
+def test_every_option_says_its_default() -> None:
     commands_ = cli.parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     silent = [
         f"{name} {action.option_strings[0]}"
@@ -373,76 +383,6 @@ def test_version_and_every_option_says_its_default() -> None:
         if action.option_strings and action.dest != "help" and "(default:" not in action.help
     ]
     assert silent == []
-
-
-# -- server, demo, bench ----------------------------------------------------------------
-
-
-def test_server_runs_valkey_in_the_foreground_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    from orizuru_py.ops.embedded import _free_port
-
-    port = _free_port()
-    cmd = [sys.executable, "-m", "orizuru_py", "server", "--port", str(port)]
-    cmd += ["--dir", str(tmp_path), "--appendonly"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT) as p:
-        assert p.stdout is not None
-        first = p.stdout.readline()
-        assert f"Valkey on redis://127.0.0.1:{port}/0" in first and "append-only" in first
-        served = redis.Redis(port=port)
-        served.set("k", "v")
-        p.send_signal(signal.SIGINT)
-        assert p.wait(15) == 0
-        assert p.stdout.read().splitlines()[-1] == "orizuru server: stopped"
-    assert list(tmp_path.glob("appendonlydir/*.aof"))
-
-
-def demo_keys(r: redis.Redis, output: str) -> list[bytes]:
-    """The keys left of the demo whose output is ``output`` (it names its queue)."""
-    queue = output.split(" to ", 1)[1].split()[0]
-    assert queue.startswith("demo-")
-    return sorted(r.scan_iter(match=f"*{queue}*", count=1000))
-
-
-def test_demo_loses_nothing_and_leaves_no_key(r: redis.Redis, redis_url: str) -> None:
-    out = io.StringIO()
-    assert demo.main(redis_url, 600, 2, out) == 0
-    text = out.getvalue()
-    assert "lost              0" in text
-    assert "recovered        50" in text  # the killed consumer's whole batch
-    assert demo_keys(r, text) == []
-
-
-def test_demo_cleans_up_on_ctrl_c(r: redis.Redis, redis_url: str) -> None:
-    cmd = [sys.executable, "-m", "orizuru_py", "demo", "--messages", "100000"]
-    with subprocess.Popen(
-        [*cmd, "--redis-url", redis_url], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    ) as p:
-        assert p.stdout is not None
-        text = ""
-        for line in p.stdout:
-            text += line
-            if line.startswith("killed"):
-                break
-        p.send_signal(signal.SIGINT)
-        assert p.wait(30) == 130
-        assert "interrupted" in p.stdout.read()
-    assert demo_keys(r, text) == []
-
-
-def test_orizuru_demo_runs_on_its_own_embedded_server() -> None:
-    done = orizuru("demo", "--messages", "1000", env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode == 0, done.stderr
-    assert "embedded Valkey" in done.stdout
-    assert "lost              0" in done.stdout
-
-
-def test_bench_command_measures_on_the_given_server(
-    capsys: pytest.CaptureFixture[str], redis_url: str
-) -> None:
-    code = cli.main(["bench", "--messages", "200", "--rounds", "1", "--redis-url", redis_url])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "next_batch" in out and "no-op Observer" in out
 
 
 def test_purge_asks_on_a_terminal(r: redis.Redis, redis_url: str, queue: str) -> None:
@@ -464,20 +404,3 @@ def test_purge_asks_on_a_terminal(r: redis.Redis, redis_url: str, queue: str) ->
     )
     assert f"purged 2 message(s) from {queue}".encode() in screen
     assert r.llen(QueueKeys(queue).queue) == 0
-
-
-def test_an_async_def_handler_runs_on_the_asyncio_worker(
-    r: redis.Redis, redis_url: str, queue: str
-) -> None:
-    Producer(r, queue).push_many({"n": i} for i in range(20))
-    cmd = [sys.executable, "-m", "orizuru_py", "--redis-url", redis_url, "worker"]
-    cmd += ["tests.ops_handlers:coroutine", queue]
-    env = {**os.environ, "HANDLED_URL": redis_url, "HANDLED_KEY": f"{queue}:handled"}
-    with subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as p:
-        try:
-            wait_for(lambda: r.scard(f"{queue}:handled") == 20, timeout=30)
-        finally:
-            p.send_signal(signal.SIGTERM)
-            assert p.wait(30) == 0
-    assert Queue(r, queue).stats().waiting == 0
-    r.delete(f"{queue}:handled")

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 
@@ -14,6 +15,8 @@ from orizuru_py import Queue
 from tests.support import wait_for
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
+DEFAULT = "redis://127.0.0.1:6379/0"
+NOWHERE = "redis://127.0.0.1:1/0"
 
 
 def python_blocks() -> list[str]:
@@ -22,11 +25,21 @@ def python_blocks() -> list[str]:
     return [re.sub(r"^    ", "", b, flags=re.M) for b in blocks]
 
 
-def test_readme_examples_run(r: redis.Redis, redis_url: str, queue: str) -> None:
+@pytest.mark.parametrize("variable", ["REDIS_URL", "ORIZURU_REDIS_URL"])
+def test_readme_examples_run_on_the_server_the_environment_names(
+    r: redis.Redis, redis_url: str, queue: str, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """As the ``orizuru`` command does: $ORIZURU_REDIS_URL, else $REDIS_URL."""
     blocks = python_blocks()
     assert len(blocks) >= 2
     code = "\n".join(blocks)
-    code = code.replace("redis://127.0.0.1:6379/0", redis_url).replace('"emails"', repr(queue))
+    # The default server and the variable not chosen lead nowhere: an example that
+    # ignored the variable would fail.
+    assert DEFAULT in code
+    code = code.replace(DEFAULT, NOWHERE).replace('"emails"', repr(queue))
+    monkeypatch.setenv("REDIS_URL", NOWHERE)
+    monkeypatch.delenv("ORIZURU_REDIS_URL", raising=False)
+    monkeypatch.setenv(variable, redis_url)
     code = code.replace('"outbox"', repr(f"{queue}-outbox"))
     namespace: dict[str, object] = {}
     out = io.StringIO()

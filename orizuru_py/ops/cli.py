@@ -1,5 +1,6 @@
-"""The ``orizuru`` command (also ``python -m orizuru_py``): its command line, parsed here;
-what each subcommand does is in ``commands``.
+"""The ``orizuru`` command (also ``python -m orizuru_py``): the parser, the options every
+subcommand shares, and how a failure ends. Each subcommand's own options and what it does
+are in ``commands/`` (one module per group).
 
 argparse, not click or typer: no dependency; options shared by every subcommand can be
 given before or after it (click's group options cannot follow the subcommand); and
@@ -10,23 +11,18 @@ Each error is one line on stderr: exit 2 for a bad command line, 1 for anything 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.metadata
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import redis
 
-from ..checks import DEFAULT_MAX_ATTEMPTS
-from ..consumer import DEFAULT_HEARTBEAT_TIMEOUT
-from ..keys import QueueKeys, validate_name
-from ..peeking import MAX_PEEK, PEEK_BYTES, WHERE
-from ..worker import DEFAULT_GC_INTERVAL
-from . import bench, logs
-from . import commands as c
-from .commands import DEFAULT_URL
+from .. import __version__
+from . import logs
+from .clients import DEFAULT_URL, REFUSED, URL_VARIABLES, environment_url, safe
+from .commands import COMMANDS, CliError, Command, UsageError
+from .commands.common import prefix, redis_url, url_of
 
 PREFIX = "orizuru"
 
@@ -37,63 +33,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"orizuru: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
-
-
-# -- argument types ---------------------------------------------------------------
-
-
-def _number(kind: Callable[[str], Any], name: str, strict: bool) -> Callable[[str], Any]:
-    """A converter to ``kind`` that refuses negative values (and 0, if strict)."""
-    bound = "> 0" if strict else ">= 0"
-
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {name} {bound}, got {text!r}") from None
-        if value < 0 or (strict and value == 0) or value != value:  # NaN too
-            raise argparse.ArgumentTypeError(f"must be {name} {bound}, got {text!r}")
-        return value
-
-    return convert
-
-
-positive_int = _number(int, "an integer", strict=True)
-positive_float = _number(float, "a number", strict=True)
-non_negative_float = _number(float, "a number", strict=False)
-
-
-def port(text: str) -> int:
-    value: int = positive_int(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {text!r}")
-    return value
-
-
-def queue_name(text: str) -> str:
-    try:
-        return validate_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def redis_url(text: str) -> str:
-    try:
-        redis.Redis.from_url(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a Redis URL: {exc}") from None
-    return text
-
-
-def prefix(text: str) -> str:
-    try:
-        QueueKeys("x", text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-# -- the parser -------------------------------------------------------------------
 
 
 def _globals(p: argparse.ArgumentParser, top: bool) -> None:
@@ -109,7 +48,7 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
         type=redis_url,
         default=default(None),
         metavar="URL",
-        help=f"the server (default: $REDIS_URL, else {DEFAULT_URL})",
+        help=f"the server (default: ${', else $'.join(URL_VARIABLES)}, else {DEFAULT_URL})",
     )
     g.add_argument(
         "--sentinel",
@@ -140,257 +79,55 @@ def _globals(p: argparse.ArgumentParser, top: bool) -> None:
     )
 
 
-def _worker_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("handler", metavar="module:function", help="the function to call")
-    s.add_argument(
-        "queues",
-        nargs="+",
-        type=queue_name,
-        metavar="QUEUE",
-        help="queues to take from; with several, each is taken from only while those "
-        "before it are empty",
+def _add(sub: Any, command: Command, full: str | None) -> None:
+    """``command``'s parser: the global options, then its own (a lazy command's only when
+    it is ``full``, else it has no ``--help`` of its own either)."""
+    complete = not command.lazy or command.name == full
+    s: argparse.ArgumentParser = sub.add_parser(
+        command.name, help=command.help, description=command.help, add_help=complete
     )
-    s.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=None,
-        help="handlers at once per process: threads, or tasks for an async def handler "
-        "(default: 8 threads, 100 tasks)",
-    )
-    s.add_argument(
-        "--processes",
-        type=positive_int,
-        default=1,
-        help="worker processes, for handlers that need more than one core; more than 1 "
-        "runs a supervisor that restarts those that die (default: %(default)s)",
-    )
-    s.add_argument(
-        "--metrics-port",
-        type=port,
-        metavar="PORT",
-        help="serve Prometheus metrics on http://HOST:PORT/metrics, extra 'metrics' "
-        "(default: no metrics)",
-    )
-    s.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="HOST",
-        help="address the metrics listen on; 0.0.0.0 for every interface (default: %(default)s)",
-    )
-    s.add_argument(
-        "--max-attempts",
-        type=positive_int,
-        default=DEFAULT_MAX_ATTEMPTS,
-        help="deliveries before a failing message is dead-lettered (default: %(default)s)",
-    )
-    s.add_argument(
-        "--heartbeat-timeout",
-        type=positive_float,
-        default=DEFAULT_HEARTBEAT_TIMEOUT,
-        metavar="SECONDS",
-        help="silence after which this worker counts as dead and its messages are "
-        "recovered (default: %(default)s)",
-    )
-    s.add_argument(
-        "--gc-interval",
-        type=non_negative_float,
-        default=DEFAULT_GC_INTERVAL,
-        metavar="SECONDS",
-        help="seconds between garbage-collector passes inside the worker; 0 disables "
-        "(default: %(default)s)",
-    )
-    s.add_argument(
-        "--pass-guard",
-        action="store_true",
-        help="call the handler with the MessageGuard instead of the payload (default: off)",
-    )
-    _codec_argument(s)
-
-
-def _codec_argument(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "--codec",
-        metavar="module:codec",
-        help="the queue's codec: an instance, or a class made with no arguments (default: msgpack)",
-    )
-
-
-def _sub(
-    sub: Any, name: str, func: Callable[[argparse.Namespace], int], help: str, **kw: Any
-) -> argparse.ArgumentParser:
-    s: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, **kw)
     _globals(s, top=False)
-    s.set_defaults(func=func)
-    return s
+    s.set_defaults(func=command.run)
+    if complete:
+        command.options(s)
 
 
-def _queue_arg(s: argparse.ArgumentParser) -> None:
-    s.add_argument("queue", type=queue_name, help="the queue's name")
-
-
-def _queues_arg(s: argparse.ArgumentParser) -> None:
-    s.add_argument(
-        "queues",
-        nargs="*",
-        type=queue_name,
-        metavar="QUEUE",
-        help="queues to show (default: every queue in the registry)",
-    )
-
-
-def parser(dashboard: bool = False) -> argparse.ArgumentParser:
-    """The command line. ``dashboard``: import the dashboard to add its options (only
-    when that is the command: it is an extra, and slow to import)."""
+def parser(full: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``full`` names the lazy command whose options to add (only when
+    it is the command: they import an extra, slow to load or missing)."""
     p = Parser(prog="orizuru", description="A reliable message queue on Redis lists.")
     p.add_argument(
         "--version",
         action="version",
-        version=f"%(prog)s {importlib.metadata.version('orizuru_py')}",
+        version=f"%(prog)s {__version__}",
     )
     _globals(p, top=True)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-
-    s = _sub(sub, "stats", c.cmd_stats, "counts and consumers of queues")
-    _queues_arg(s)
-    s.add_argument("--json", action="store_true", help='print {"queues": [...]} (default: a table)')
-    s.add_argument(
-        "--watch",
-        type=positive_float,
-        metavar="SECONDS",
-        help="print again every SECONDS until Ctrl-C (default: once)",
-    )
-
-    s = _sub(sub, "top", c.cmd_top, "a live full-screen view of every queue and consumer")
-    _queues_arg(s)
-    s.add_argument(
-        "--interval",
-        type=positive_float,
-        default=1.0,
-        metavar="SECONDS",
-        help="seconds between refreshes (default: %(default)s)",
-    )
-
-    s = _sub(sub, "peek", c.cmd_peek, "show messages of a queue without taking them")
-    _queue_arg(s)
-    s.add_argument(
-        "-n",
-        type=positive_int,
-        default=10,
-        help=f"how many, at most {MAX_PEEK} (default: %(default)s)",
-    )
-    s.add_argument(
-        "--where",
-        choices=WHERE,
-        default="waiting",
-        help="which list: next up, soonest due, next returned, oldest dead "
-        "first (default: %(default)s)",
-    )
-    s.add_argument("--json", action="store_true", help="print JSON (default: a line each)")
-    s.add_argument(
-        "--full",
-        action="store_true",
-        help=f"read whole payloads (default: the first {PEEK_BYTES:,} bytes of each)",
-    )
-    _codec_argument(s)
-
-    s = _sub(sub, "purge", c.cmd_purge, "delete a queue's waiting, delayed and unacked messages")
-    _queue_arg(s)
-    s.add_argument(
-        "--dead", action="store_true", help="delete the dead letters too (default: kept)"
-    )
-    s.add_argument(
-        "--yes",
-        action="store_true",
-        help="do not ask: needed where stdin is not a terminal (default: ask)",
-    )
-
-    s = _sub(sub, "requeue", c.cmd_requeue, "move a queue's dead letters back to it")
-    _queue_arg(s)
-
-    s = _sub(sub, "gc", c.cmd_gc, "return what dead consumers held, rejected and due messages")
-    _queue_arg(s)
-    s.add_argument(
-        "--max-attempts",
-        type=positive_int,
-        default=DEFAULT_MAX_ATTEMPTS,
-        help="deliveries after which a message is dead-lettered instead (default: %(default)s)",
-    )
-    s.add_argument(
-        "--interval",
-        type=positive_float,
-        metavar="SECONDS",
-        help="pass again every SECONDS, logging each, until Ctrl-C (default: one pass)",
-    )
-
-    for name, func, what in (
-        ("pause", c.cmd_pause, "take nothing from a queue (pushes still land) until resumed"),
-        ("resume", c.cmd_resume, "take from a paused queue again"),
-    ):
-        _queue_arg(_sub(sub, name, func, what))
-    s = _sub(
-        sub, "cancel", c.cmd_cancel, "make sure a waiting or delayed message is never delivered"
-    )
-    _queue_arg(s)
-    s.add_argument("id", help="the message's id")
-
-    s = _sub(sub, "worker", c.cmd_worker, "run module:function on every message of the queues")
-    _worker_arguments(s)
-
-    s = _sub(sub, "server", c.cmd_server, "run an embedded Valkey for local development")
-    s.add_argument(
-        "--port", type=port, default=6379, help="port on 127.0.0.1 (default: %(default)s)"
-    )
-    s.add_argument(
-        "--dir",
-        metavar="DIR",
-        help="keep the data here, saved at a clean stop (default: in memory only)",
-    )
-    s.add_argument(
-        "--appendonly",
-        action="store_true",
-        help="also log every write to an append-only file, fsynced each second (default: off)",
-    )
-
-    s = _sub(
-        sub, "demo", c.cmd_demo, "push, consume, SIGKILL a consumer, recover: count what is lost"
-    )
-    s.add_argument("--messages", type=positive_int, default=10_000, help="(default: %(default)s)")
-    s.add_argument(
-        "--consumers",
-        type=positive_int,
-        default=3,
-        help="consumer processes (default: %(default)s)",
-    )
-
-    s = _sub(sub, "bench", c.cmd_bench, "measure orizuru_py's throughput (benchmarks/ adds peers)")
-    bench.add_arguments(s)
-
-    help = "the web dashboard (extra 'dashboard')"
-    s = _sub(sub, "dashboard", c.cmd_dashboard, help, add_help=dashboard)
-    if dashboard:
-        c.dashboard_module().add_arguments(s)
+    for command in COMMANDS:
+        _add(sub, command, full)
     return p
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse ``argv``; the dashboard's own options are read only when it is the command."""
+    """Parse ``argv``; a lazy command's own options are read only when it is the command."""
     first, _ = parser().parse_known_args(argv)
-    if first.command != "dashboard":
+    if not any(c.lazy and c.name == first.command for c in COMMANDS):
         args = parser().parse_args(argv)
     else:
         try:
-            full = parser(dashboard=True)
+            full = parser(full=first.command)
         except ImportError as exc:
-            raise c.CliError(
-                f"the dashboard is not installed ({exc}): pip install 'orizuru_py[dashboard]'"
+            name = first.command
+            raise CliError(
+                f"the {name} is not installed ({exc}): pip install 'orizuru_py[{name}]'"
             ) from None
         args = full.parse_args(argv)
-    env_url = os.environ.get("REDIS_URL")
-    if not args.redis_url and env_url:
+    named = environment_url()
+    if not args.redis_url and named:
         try:
-            redis_url(env_url)
+            redis_url(named[1])
         except argparse.ArgumentTypeError as exc:
-            raise c.UsageError(f"$REDIS_URL: {exc}") from None
+            raise UsageError(f"${named[0]}: {exc}") from None
     return args
 
 
@@ -398,19 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(sys.argv[1:] if argv is None else argv)
         if bool(getattr(args, "sentinel", None)) != bool(getattr(args, "master", None)):
-            raise c.UsageError("--sentinel and --master go together")
+            raise UsageError("--sentinel and --master go together")
         logs.setup(args.log_level)
         return int(args.func(args))
-    except c.UsageError as exc:
+    except UsageError as exc:
         return _fail(str(exc), 2)
-    except c.CliError as exc:
+    except CliError as exc:
         return _fail(str(exc), 1)
     except ValueError as exc:  # a bad argument the library caught
         return _fail(str(exc), 2)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        return _fail(f"cannot reach {c.safe(c.url_of(args))}: {exc}", 1)
     except redis.RedisError as exc:
-        return _fail(f"{type(exc).__name__}: {exc}", 1)
+        return _fail(_server_error(safe(url_of(args)), exc), 1)
     except BrokenPipeError:  # stdout closed early (`orizuru stats | head`): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -418,6 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), 1)
     except KeyboardInterrupt:
         return 130
+
+
+def _server_error(url: str, exc: redis.RedisError) -> str:
+    """What went wrong with the server at ``url``, which the line names: unreachable, or
+    it answered with a refusal (a wrong password, a database it does not have)."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError) and not isinstance(exc, REFUSED):
+        return f"cannot reach {url}: {exc}"
+    return f"{url}: {type(exc).__name__}: {exc}"
 
 
 def _fail(message: str, code: int) -> int:

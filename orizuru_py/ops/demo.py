@@ -7,12 +7,15 @@ counts: pushed, acked, recovered, lost (which must be 0), throughput.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TextIO
 
 import attrs
@@ -58,6 +61,19 @@ def _consume(url: str, queue: str, victim: bool) -> None:
     consumer.close()
 
 
+@contextlib.contextmanager
+def _quiet_collector() -> Iterator[None]:
+    """Only the collector's errors: the table's "recovered" line tells what it did, and
+    its log lines (stderr, the same screen) would cut through the table."""
+    logger = logging.getLogger("orizuru_py.collector")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult:
     """Run the demo on a queue of its own, whose keys it deletes at the end, and on a
     Ctrl-C too (after killing its consumer processes)."""
@@ -65,7 +81,8 @@ def run_demo(url: str, messages: int, consumers: int, out: TextIO) -> DemoResult
     queue = f"demo-{uuid.uuid4().hex[:8]}"
     processes: list[multiprocessing.process.BaseProcess] = []
     try:
-        return _demo(r, url, queue, messages, consumers, processes, out)
+        with _quiet_collector():
+            return _demo(r, url, queue, messages, consumers, processes, out)
     except KeyboardInterrupt:
         out.write(f"interrupted: stopping the consumers and deleting queue {queue}\n")
         raise

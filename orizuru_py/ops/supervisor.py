@@ -1,5 +1,5 @@
-"""How ``orizuru worker`` runs: one Worker in this process, or a supervisor and N worker
-processes (``--processes N``) for handlers that need more than one core.
+"""``orizuru worker --processes N``: a supervisor and N worker processes, for handlers
+that need more than one core.
 
 The supervisor restarts a child that dies (after a growing pause when it dies soon
 after starting, so a handler that crashes at once cannot fork-bomb the machine),
@@ -8,128 +8,39 @@ and serves their summed metrics on one port, through prometheus_client's
 multiprocess files in a temporary directory. Each child runs in its own process
 group, so a Ctrl-C on the terminal reaches the supervisor only and each child hears
 it once; a child whose supervisor vanished (SIGKILL) stops gracefully by itself.
+``WorkerSpec`` is what crosses to a child: the command line's choices, from which
+each process builds its own Worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import multiprocessing
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 import attrs
-import redis
-import redis.asyncio
-import redis.asyncio.sentinel
-import redis.sentinel
 
 from ..asyncio import Worker as AsyncWorker
 from ..checks import is_async
-from ..codecs import Codec
 from ..worker import Worker
 from . import logs
+from .clients import async_client, client
+from .loading import load_codec, load_handler
 
-log = logging.getLogger("orizuru_py.processes")
+log = logging.getLogger("orizuru_py.supervisor")
 
 FAST_DEATH = 5.0  # a child that dies sooner than this after its start died "at once"
 MAX_BACKOFF = 30.0  # the longest pause before restarting a child that keeps dying
 POLL = 0.1  # seconds between looks at the children
-
-
-def load_object(path: str, what: str) -> Any:
-    """``package.module:attribute`` to the object, with an error that says what is wrong."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"{what} must look like module:{what}, got {path!r}")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import {module_name!r}: {exc}") from exc
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"{module_name!r} has no attribute {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
-def load_handler(path: str) -> Callable[..., Any]:
-    handler = load_object(path, "function")
-    if not callable(handler):
-        raise ValueError(f"{path!r} is a {type(handler).__name__}, not a function")
-    return handler  # type: ignore[no-any-return]
-
-
-def load_codec(path: str | None) -> Codec | None:
-    """A codec by path: an instance, or a class built with no arguments."""
-    if path is None:
-        return None
-    codec = load_object(path, "codec")
-    if isinstance(codec, type):
-        codec = codec()
-    if not isinstance(codec, Codec):
-        raise ValueError(f"{path!r} is not a codec (it needs encode and decode methods)")
-    return codec
-
-
-def client(url: str) -> redis.Redis:
-    """A client for the command line: a server that does not answer fails in seconds.
-    ``sentinel://host:port[,host:port...]/MASTER[?db=N]`` (what ``--sentinel`` and
-    ``--master`` make) is the primary those sentinels name, followed across failovers."""
-    found = _sentinel(url)
-    if found is None:
-        return redis.Redis.from_url(url, socket_connect_timeout=5)
-    addresses, master, options = found
-    sentinel = redis.sentinel.Sentinel(addresses, sentinel_kwargs={"socket_timeout": 5})
-    primary: redis.Redis = sentinel.master_for(master, socket_connect_timeout=5, **options)
-    return primary
-
-
-def async_client(url: str) -> redis.asyncio.Redis:
-    """The same for asyncio (an ``async def`` handler's worker)."""
-    found = _sentinel(url)
-    if found is None:
-        return redis.asyncio.Redis.from_url(url, socket_connect_timeout=5)
-    addresses, master, options = found
-    sentinel = redis.asyncio.sentinel.Sentinel(addresses, sentinel_kwargs={"socket_timeout": 5})
-    primary: redis.asyncio.Redis = sentinel.master_for(master, socket_connect_timeout=5, **options)
-    return primary
-
-
-def sentinel_url(sentinels: str, master: str, db: int = 0) -> str:
-    """The server string of ``--sentinel HOST:PORT[,HOST:PORT...] --master NAME``."""
-    return f"sentinel://{sentinels}/{master}?db={db}"
-
-
-def _sentinel(url: str) -> tuple[list[tuple[str, int]], str, dict[str, Any]] | None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "sentinel":
-        return None
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    addresses = []
-    for hostport in hosts.split(","):
-        host, _, port = hostport.rpartition(":")
-        addresses.append((host or "127.0.0.1", int(port or 26379)))
-    query = urllib.parse.parse_qs(parts.query)
-    options: dict[str, Any] = {"db": int(query.get("db", ["0"])[0])}
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        options.update(username=user or None, password=urllib.parse.unquote(password) or None)
-    return addresses, parts.path.strip("/"), options
 
 
 @attrs.frozen
@@ -178,22 +89,6 @@ def run_worker(worker: Worker | AsyncWorker) -> None:
         asyncio.run(worker.run())
     else:
         worker.run()
-
-
-def run_here(spec: WorkerSpec, metrics_port: int | None) -> int:
-    """One Worker in this process, with ``/metrics`` on ``metrics_port`` if given."""
-    r = client(spec.redis_url)
-    observer = None
-    if metrics_port is not None:
-        from prometheus_client import REGISTRY
-
-        from .metrics import PrometheusObserver, QueueCollector, serve
-
-        observer = PrometheusObserver(spec.queues)
-        REGISTRY.register(QueueCollector(r, spec.queues, spec.prefix))
-        serve(metrics_port, host=spec.metrics_host)
-    run_worker(spec.worker(observer))
-    return 0
 
 
 def _child(spec: WorkerSpec) -> None:
@@ -253,12 +148,7 @@ class Supervisor:
         try:
             if self.metrics_port is not None:
                 self._serve_metrics(self.metrics_port)
-            log.info(
-                "supervisor %d: %d worker processes on %s",
-                os.getpid(),
-                len(self.slots),
-                ", ".join(self.spec.queues),
-            )
+            log.info("%d worker processes on %s", len(self.slots), ", ".join(self.spec.queues))
             while not self.signals:
                 self._tend()
                 time.sleep(POLL)
@@ -332,7 +222,7 @@ class Supervisor:
                 log.warning("worker process %d ended: %s", p.pid, died(p.exitcode))
                 code = 1
             slot.process = None
-        log.info("supervisor %d: every worker process stopped", os.getpid())
+        log.info("every worker process stopped")
         return code
 
     def _serve_metrics(self, port: int) -> None:
