@@ -251,7 +251,7 @@ class ConsumerCore(Generic[G]):
             await reconcile(self.held)
         raws: list[bytes] = []
         try:
-            raws, into = await self._take_now(n, 0, started)
+            raws, into = await self._take_now(n, started)
             self.held.remember(raws)
             if raws or self.paused or block < 0.001:
                 return raws, into
@@ -260,7 +260,7 @@ class ConsumerCore(Generic[G]):
                 return [], []
             raws, into = self.held.remember([raw]), [self._dest]
             if n > 1:
-                more, more_into = await self._take_now(n - 1, 1, False)
+                more, more_into = await self._take_now(n - 1, False)
                 raws, into = raws + self.held.remember(more), into + more_into
             if self.closed:  # close() waits for this step: give back what it took, uncounted
                 await scripts.hand_back(self.keys, self._dest, list(reversed(raws))).run()
@@ -271,15 +271,14 @@ class ConsumerCore(Generic[G]):
             self.held.abandon(raws)
             raise
 
-    async def _take_now(
-        self, n: int, taken: int, started: bool = False
-    ) -> tuple[list[bytes], list[str]]:
-        """Take up to n without blocking; ``taken``: how many this take already moved."""
+    async def _take_now(self, n: int, started: bool = False) -> tuple[list[bytes], list[str]]:
+        """Take up to n without blocking."""
         h = self.held
         deadline = self.heartbeat.deadline_ms()
         take = scripts.take(h.keys, self._dest, h.processing, self.id, deadline, n, started)
+        known = h.count  # before sending: what other threads settle meanwhile is not unknown
         fresh, paused, raws, length, pending, unstarted = await take.run()
-        self._note(fresh, length, taken + len(raws), pending)
+        self._note(fresh, length, known + len(raws), pending)
         self.paused = bool(paused)
         if not started:
             return raws, [self._dest] * len(raws)
@@ -297,6 +296,7 @@ class ConsumerCore(Generic[G]):
         meanwhile, or a deleted one's tombstone, is dropped."""
         k, h = self.keys, self.held
         register = ("ZADD", k.consumers, "GT", self.heartbeat.deadline_ms(), self.id)
+        known = h.count
         replies = await Batch(
             (
                 register,
@@ -309,7 +309,7 @@ class ConsumerCore(Generic[G]):
         )
         fresh, raw, again, prefetched, processing, pending = raise_any(replies)
         raw = bytes(raw) if raw is not None else None
-        self._note(fresh or again, prefetched + processing, raw is not None, pending)
+        self._note(fresh or again, prefetched + processing, known + (raw is not None), pending)
         if raw is None:
             return None
         if raw.startswith(envelope.TOMBSTONE):
@@ -322,13 +322,14 @@ class ConsumerCore(Generic[G]):
                 return None
         return raw
 
-    def _note(self, fresh: Any, length: int, taken: int, pending: int) -> None:
-        """What a take tells: registered afresh (we had been reaped), a reply lost (the
-        list is longer than what we hold, the client retried a move unseen), and
-        whether cancellations are pending (then settles check for them)."""
+    def _note(self, fresh: Any, length: int, known: int, pending: int) -> None:
+        """What a take tells: registered afresh (we had been reaped), a reply lost (our
+        lists hold more than the ``known`` messages we held when we sent it, and took
+        with it: the client retried a move unseen), and whether cancellations are
+        pending (then settles check for them)."""
         if fresh:
             self.heartbeat.fresh(self.queue)
-        if length > self.held.count + taken:
+        if length > known:
             self.held.stale = True
         self.held.cancels_pending = pending
 

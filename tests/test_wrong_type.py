@@ -46,7 +46,7 @@ def test_a_take_into_a_list_of_the_wrong_type_takes_nothing(r: redis.Redis, queu
     consumer = Consumer(r, queue)
     r.set(consumer.processing_key, "foreign")
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
-        consumer._driver.run(consumer._take_now(2, 0))
+        consumer._driver.run(consumer._take_now(2))
     assert r.llen(QueueKeys(queue).queue) == 2
     r.delete(consumer.processing_key)
     guards = consumer.next_batch(2, timeout=1.0)

@@ -70,7 +70,8 @@ def run_consumer(r: Any, args: argparse.Namespace, handle: Handler, ledger: Ledg
         lambda: Consumer(r, args.queue, name=args.name, heartbeat_timeout=args.heartbeat_timeout)
     )
     while not stop.is_set():
-        for guard in consumer.next_batch(args.batch, timeout=0.2):
+        # A take rides out an outage for its timeout, then says so: retried here.
+        for guard in persist(lambda: consumer.next_batch(args.batch, timeout=0.2)):
             handle(guard)
             if not persist(guard.ack):
                 persist(ledger.late)
