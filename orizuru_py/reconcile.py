@@ -39,7 +39,7 @@ async def _reconcile(held: Held) -> None:
     seen = held.take_seen()
     lengths = raise_any(await Batch(tuple(("LLEN", key) for key in lists)))
     looked = [0, 0]
-    rotated: Counter[bytes] = Counter()  # known and moved on: known again if met again
+    rotated: Counter[bytes] = Counter()  # classified known: known again if met again
     while any(done < length for done, length in zip(looked, lengths, strict=True)):
         windows = raise_any(
             await Batch(tuple(("LRANGE", key, -scripts.BUDGET, -1) for key in lists), True)
@@ -66,9 +66,10 @@ async def _reconcile(held: Held) -> None:
                 await dead_letter_garbage(held, raw, reason, key, newest=False)
             step = scripts.reconcile(held.keys, key, known, unseen, counted, len(window))
             sorted_, back, returned = await step.run()
-            if len(window) < lengths[i]:
-                rotated.update(known)
-            looked[i] = lengths[i] if not sorted_ else looked[i] + sorted_ + len(garbage)
+            rotated.update(known)
+            whole = len(window) < scripts.BUDGET  # the whole list was in view: done
+            done = whole or not sorted_
+            looked[i] = lengths[i] if done else looked[i] + sorted_ + len(garbage)
             if back or returned:
                 log.warning(
                     "consumer %s handed back %d message(s) it held without knowing (a lost "

@@ -91,7 +91,9 @@ class AsyncWorkerDriver(AsyncDriver):
                 error = None
             except BaseException as exc:  # a failed attempt; unless the worker is cancelling us
                 if me is not None and me.cancelling():
-                    raise
+                    if core.aborted:
+                        raise
+                    me.uncancel()  # the handler cancelled its own task: its failure alone
                 error = exc
             now = clock()
             out.append((error, now - t0))
@@ -217,7 +219,13 @@ class Worker(WorkerCore):
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         """A fetch or working task ended: fine when stopping, else it died."""
-        if task.cancelled() or (self.stopping and task.exception() is None):
+        if task.cancelled():
+            if self.stopping or self.aborted:
+                return
+            self._died(asyncio.CancelledError("a worker task was cancelled"))
+            self.abort()
+            return
+        if self.stopping and task.exception() is None:
             return
         self._died(task.exception() or RuntimeError("a worker task ended unexpectedly"))
         self.abort()
