@@ -1,15 +1,18 @@
 """A worker's chunks: started, acked, and handed back when it stops.
 
-A Worker's consumer takes into its prefetch list. A thread (or task) starts a chunk
-by moving it to the processing list (``start.lua``): from then on a death counts
-a delivery, before it none (no handler saw it). Its acks travel in the same round
-trip as its next start. At a graceful stop, what no thread began goes back to the
-front of the queue, uncounted, in bounded steps.
+A Worker's consumer takes into its prefetch list. A chunk is started by moving it
+to the processing list (``start.lua``): from then on a death counts a delivery,
+before it none (no handler saw it). A commit acks and starts the messages of all a
+worker's lanes in one round trip (``control.py`` gathers them). At a graceful stop,
+what no thread began goes back to the front of the queue, uncounted, in bounded
+steps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import attrs
 
 from . import scripts, search
 from .guard import GuardCore, ack_step
@@ -18,38 +21,68 @@ from .held import Held
 from .plan import raise_any
 
 
-async def settle_start(
-    held: Held, done: Sequence[GuardCore], chunk: Sequence[GuardCore], resent: bool = False
-) -> list[GuardCore]:
-    """Ack ``done`` and start ``chunk`` in one round trip (messages deep in a list are
-    searched for in further calls, see search.py). Returns the guards of the chunk to
-    handle; the others were cancelled, or taken back by the GC. ``resent``: after a lost
-    reply, when the first sending may have been applied."""
-    acked, begun = [g.raw for g in done], [g.raw for g in chunk]
-    ack = ack_step(done) if done else None
+@attrs.frozen
+class Part:
+    """One consumer's share of a commit: messages it acks, and a chunk it starts."""
 
+    held: Held
+    done: Sequence[GuardCore] = ()
+    chunk: Sequence[GuardCore] = ()
+
+
+async def commit(parts: Sequence[Part], resent: bool = False) -> list[list[GuardCore]]:
+    """Ack and start every part's messages in one round trip (messages deep in a list
+    are searched for in further calls, see search.py). Returns, per part, the guards of
+    its chunk to handle; the others were cancelled, or taken back by the GC. ``resent``:
+    after a lost reply, when the first sending may have been applied."""
+    calls: list[scripts.Command] = []
+    steps: list[tuple[Held, list[bytes], search.Step]] = []
+    for part in parts:
+        for done in _slices(part.done):
+            steps.append((part.held, [g.raw for g in done], ack_step(done)))
+        for chunk in _slices(part.chunk):
+            steps.append((part.held, [g.raw for g in chunk], _start_step(part.held, resent)))
+    calls = [step(raws, False) for _, raws, step in steps]
+    try:
+        replies = raise_any(await scripts.batch(calls))
+        found = [
+            await search.go_on(held, raws, step, *search.statuses(reply, len(raws)))
+            for (held, raws, step), reply in zip(steps, replies, strict=True)
+        ]
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # cancelled in flight: the next take sorts it
+            for part in parts:
+                part.held.abandon([g.raw for g in part.done], seen=True)
+                part.held.abandon([g.raw for g in part.chunk])
+        raise
+    statuses = iter(found)
+    return [_settled(part, statuses) for part in parts]
+
+
+def _slices(guards: Sequence[GuardCore]) -> list[Sequence[GuardCore]]:
+    """At most BUDGET messages per script call."""
+    return [guards[i : i + scripts.BUDGET] for i in range(0, len(guards), scripts.BUDGET)]
+
+
+def _start_step(held: Held, resent: bool) -> search.Step:
     def start(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
         return scripts.start(held.keys, held.prefetch, held.processing, raws, resent, rotate)
 
-    calls = ([ack(acked, False)] if ack else []) + ([start(begun, False)] if chunk else [])
-    try:
-        replies = raise_any(await scripts.batch(calls))
-        if ack is not None:
-            await search.go_on(held, acked, ack, *search.statuses(replies[0], len(acked)))
-        statuses = []
-        if chunk:
-            first = search.statuses(replies[-1], len(begun))
-            statuses = await search.go_on(held, begun, start, *first)
-    except BaseException as exc:
-        if not isinstance(exc, Exception):  # cancelled in flight: the next take sorts it
-            held.abandon(acked, seen=True)
-            held.abandon(begun)
-        raise
-    for g in done:
+    return start
+
+
+def _settled(part: Part, statuses: Iterator[list[int]]) -> list[GuardCore]:
+    """The bookkeeping of one part after its commit: the acked ones forgotten, the
+    chunk's guards to run (status 1 started, 3 started by a lost first sending)."""
+    held = part.held
+    for _ in _slices(part.done):
+        next(statuses)
+    for g in part.done:
         g.settled = True
-    held.forget(acked, handled=True)
+    held.forget([g.raw for g in part.done], handled=True)
+    chunk_statuses = [s for _ in _slices(part.chunk) for s in next(statuses)]
     started, dropped = [], []
-    for g, status in zip(chunk, statuses, strict=True):
+    for g, status in zip(part.chunk, chunk_statuses, strict=True):
         if status in (1, 3):
             started.append(g)
         else:
@@ -57,6 +90,13 @@ async def settle_start(
             dropped.append(g.raw)
     held.forget(dropped)
     return started
+
+
+async def settle_start(
+    held: Held, done: Sequence[GuardCore], chunk: Sequence[GuardCore], resent: bool = False
+) -> list[GuardCore]:
+    """Ack ``done`` and start ``chunk`` of one consumer in one round trip (``commit``)."""
+    return (await commit([Part(held, done, chunk)], resent))[0]
 
 
 async def release(held: Held, started: Sequence[GuardCore] = ()) -> int:

@@ -26,11 +26,12 @@ import attrs
 
 from . import checks
 from .backoff import Backoff, Exponential
-from .chunks import release, settle_start
+from .chunks import Part, commit, release
 from .client import TRANSIENT, Client
 from .codecs import Codec
 from .collector import CollectReport
 from .consumer import DEFAULT_HEARTBEAT_TIMEOUT, ConsumerCore
+from .control import Control, Wait, Wake
 from .guard import GuardCore
 from .held import Held
 from .lanes import Lane, Lanes, Pace
@@ -63,20 +64,23 @@ class RunChunk(Request):
 
 @attrs.frozen
 class Until(Request):
-    """Wait until ``ready()`` is true, checked whenever a ``Notify`` for ``room`` (fetch
-    loops wait for room in the hand) or ``work`` (working loops wait for a chunk) comes."""
+    """Wait until ``ready()`` is true, checked whenever a ``Notify`` for its channel
+    ``on`` comes: "room" (fetch loops wait for room in the hand), "work" (working loops
+    wait for a chunk), "control" (the control loop waits for something to send)."""
 
     ready: Callable[[], bool]
-    room: bool
+    on: str
 
 
 @attrs.frozen
 class Notify(Request):
-    """The hand changed: wake up to ``work`` working loops (a chunk each), and, with
-    ``room``, every fetch loop (there is room, or a lane before theirs changed)."""
+    """The hand changed: wake up to ``work`` working loops (a chunk each); with ``room``,
+    every fetch loop (there is room, or a lane before theirs changed); with ``control``,
+    the control loop (there is something to send)."""
 
     work: int = 0
     room: bool = False
+    control: bool = False
 
 
 @attrs.frozen
@@ -156,6 +160,7 @@ class WorkerCore:
             )
             for queue in self.queues
         ]
+        self.control = Control()
         self._driver = self.driver_class(r, self)
         self.stopping = self.aborted = False
         self.crash: BaseException | None = None
@@ -203,7 +208,7 @@ class WorkerCore:
         empty; when its queue is empty, block on it, so a push starts at once."""
         lanes, consumer = self.lanes, lane.consumer
         while True:
-            await Until(lambda: self.stopping or lanes.may_fetch(lane), True)
+            await Until(lambda: self.stopping or lanes.may_fetch(lane), "room")
             if self.stopping:
                 return
             with self._hand:
@@ -237,71 +242,40 @@ class WorkerCore:
         return guards
 
     async def _working(self) -> None:
-        """One thread's (task's) loop: ack what it finished and start its next chunk in
-        one round trip, run the handler on the chunk, and again."""
-        lanes = self.lanes
-        acks: tuple[Lane, list[GuardCore]] | None = None
+        """One thread's (task's) loop: take the next chunk, have it started (the control
+        loop sends the starts of every loop together), run the handler on it, leave its
+        acks for the control loop, and again."""
+        lanes, control = self.lanes, self.control
         while True:
-            if acks is None:
-                await Until(lambda: self.stopping or lanes.ready(), False)
+            await Until(lambda: self.stopping or lanes.ready(), "work")
             with self._hand:
                 chunk = None if self.stopping else lanes.next_chunk()
                 self.stats.in_flight = lanes.running
-            if chunk is None and acks is None:
+            if chunk is None:
                 if self.stopping:
                     return
                 continue  # another loop took it first
-            acks = await self._step(acks, chunk)
-            if chunk is not None:
-                with self._hand:
-                    lanes.done(len(chunk[1]))
-                    self.stats.in_flight = lanes.running
-                await Notify(room=True)
+            lane, guards, began = chunk
+            if not began:  # taken straight into the processing list: started already
+                ticket = control.start(lane, guards)
+                await Notify(control=True)
+                await Wait(ticket)
+                guards = ticket.started
+            await self._handle(lane, guards)
+            with self._hand:
+                lanes.done(len(chunk[1]))
+                self.stats.in_flight = lanes.running
+            await Notify(room=True)
 
-    async def _step(
-        self,
-        acks: tuple[Lane, list[GuardCore]] | None,
-        chunk: tuple[Lane, list[GuardCore], bool] | None,
-    ) -> tuple[Lane, list[GuardCore]] | None:
-        if acks is not None and (chunk is None or acks[0] is not chunk[0]):
-            await self._send(acks[0], acks[1], [])
-            acks = None
-        if chunk is None:
-            return None
-        lane, guards, began = chunk
-        pending = acks[1] if acks is not None else []
-        if not began:  # the previous acks travel with this start
-            guards = await self._send(lane, pending, guards)
-            pending = []
-        done = await self._handle(lane, guards)
-        done = pending + done  # a started chunk's (about a millisecond): acked after it
-        return (lane, done) if done else None
-
-    async def _send(
-        self, lane: Lane, done: list[GuardCore], chunk: list[GuardCore]
-    ) -> list[GuardCore]:
-        """Ack ``done`` and start ``chunk`` of one queue in one round trip (a resent start
-        knows it may have been applied); returns the guards to run."""
-        consumer = lane.consumer
-        started = await self._settling(
-            lane,
-            [*done, *chunk],
-            "ack and start",
-            lambda again: settle_start(consumer.held, done, chunk, again),
-        )
-        if done:
-            self._acked(done)
-        return started or []
-
-    async def _handle(self, lane: Lane, guards: list[GuardCore]) -> list[GuardCore]:
-        """Run the handler on a started chunk; returns the guards to ack. Acks of a chunk
-        that runs long go out as it runs, not at its end."""
-        done: list[GuardCore] = []
+    async def _handle(self, lane: Lane, guards: list[GuardCore]) -> None:
+        """Run the handler on a started chunk and leave the acks of what succeeded for the
+        control loop: as the chunk runs, when it runs long, not only at its end."""
         begun = time.perf_counter()
         within = ACK_WITHIN if self.pace.per_message * len(guards) > ACK_WITHIN else None
         rest = guards
         while rest:
             outcomes: list[Outcome] = await RunChunk(lane.queue, rest, within)
+            done: list[GuardCore] = []
             for guard, (exc, seconds) in zip(rest, outcomes, strict=False):
                 if exc is not None:
                     await self._failed(lane, guard, exc)
@@ -312,11 +286,36 @@ class WorkerCore:
                     if self.observer is not None:
                         self._timings[guard] = seconds
             rest = rest[len(outcomes) :]
-            if rest and done:
-                await self._send(lane, done, [])
-                done = []
+            if done:
+                self.control.ack(lane, done)
+                await Notify(control=True)
         self.pace.handled(time.perf_counter() - begun, len(guards))
-        return done
+
+    async def _controlling(self) -> None:
+        """The control loop: send what the loops left (acks, chunks to start) in one round
+        trip, wake the loops whose chunks it started, and again; until the front closes
+        the control and nothing is left."""
+        control = self.control
+        while True:
+            await Until(lambda: control.pending() or control.closed, "control")
+            acks, tickets = control.take()
+            if not acks and not tickets:
+                return
+            lanes = list(dict.fromkeys([*acks, *(t.lane for t in tickets)]))
+            parts = [
+                Part(lane.consumer.held, acks.get(lane, []),
+                     [g for t in tickets if t.lane is lane for g in t.chunk])
+                for lane in lanes
+            ]  # fmt: skip
+            started = await self._settling(
+                "ack and start", partial(commit, parts), partial(_give_up, parts)
+            )
+            running = {id(g) for part in started or () for g in part}
+            for ticket in tickets:
+                ticket.started = [g for g in ticket.chunk if id(g) in running]
+            await Wake(tuple(tickets))
+            if started is not None:
+                self._acked([g for lane in acks for g in acks[lane]])
 
     def _acked(self, guards: list[GuardCore]) -> None:
         self.stats.handled += len(guards)
@@ -342,7 +341,8 @@ class WorkerCore:
         else:
             self.stats.retried += 1
             settle = partial(guard._retry, failure.delay)
-        await self._settling(lane, [guard], "settle", lambda again: settle())
+        part = [Part(lane.consumer.held, done=[guard])]
+        await self._settling("settle", lambda again: settle(), partial(_give_up, part))
         if self.observer is not None:
             self.observer.failed(guard.queue, guard.id, guard.attempts, exc, failure.delay)
             if failure.delay is None:
@@ -353,12 +353,13 @@ class WorkerCore:
             self.observer.recovered(queue, report)
 
     async def _settling(
-        self, lane: Lane, guards: list[GuardCore], what: str, step: Callable[[bool], Plan[T]]
+        self, what: str, step: Callable[[bool], Plan[T]], giving_up: Callable[[], int]
     ) -> T | None:
         """Run a settling step, retrying connection errors with backoff until it succeeds,
         the worker is aborted, or the drain time after a stop runs out. Messages of a step
-        given up on stay in Redis, and the consumer hands them back. ``step`` gets
-        whether it is sent again (its first sending may have been applied)."""
+        given up on (``giving_up`` says how many) stay in Redis, and their consumer hands
+        them back. ``step`` gets whether it is sent again (its first sending may have been
+        applied)."""
         retrying, give_up = None, None
         while True:
             try:
@@ -367,10 +368,9 @@ class WorkerCore:
                 if self.stopping and give_up is None:
                     give_up = time.monotonic() + self.drain_timeout
                 if self.aborted or (give_up is not None and time.monotonic() > give_up):
-                    log.error("gave up trying to %s %d message(s): %s", what, len(guards), exc)
-                    lane.consumer.held.abandon([g.raw for g in guards])
+                    log.error("gave up trying to %s %d message(s): %s", what, giving_up(), exc)
                     return None
-                retrying = retrying or Retrying(lane.consumer.r, f"worker trying to {what}")
+                retrying = retrying or Retrying(self.consumer.r, f"worker trying to {what}")
                 await Pause(retrying.failed(exc))
             else:
                 if retrying is not None:
@@ -382,8 +382,9 @@ class WorkerCore:
         with self._hand:
             began = self.lanes.unstarted()
         for lane in self.lanes.lanes:
-            step = _releasing(lane.consumer.held, began[lane])
-            await self._settling(lane, began[lane], "hand back unstarted", step)
+            held, started = lane.consumer.held, began[lane]
+            step = _releasing(held, started)
+            await self._settling("hand back unstarted", step, partial(_give_up, [Part(held)]))
         await Notify(self.concurrency, room=True)
 
     @staticmethod
@@ -399,3 +400,12 @@ class WorkerCore:
 def _releasing(held: Held, started: list[GuardCore]) -> Callable[[bool], Plan[int]]:
     """The step handing a lane's unstarted messages back (the same when sent again)."""
     return lambda _again: release(held, started)
+
+
+def _give_up(parts: Sequence[Part]) -> int:
+    """Leave the messages of ``parts`` to their consumers' next reconcile (acks' as seen
+    by the application, starts' as not); returns how many."""
+    for part in parts:
+        part.held.abandon([g.raw for g in part.done], seen=True)
+        part.held.abandon([g.raw for g in part.chunk])
+    return sum(len(part.done) + len(part.chunk) for part in parts)

@@ -51,6 +51,7 @@ from .handling import (
     Via,
     WorkerCore,
 )
+from .control import Ticket, Wait, Wake
 from .plan import Driver, Plan
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "DEFAULT_GC_INTERVAL", "Worker"]
@@ -60,14 +61,16 @@ log = logging.getLogger("orizuru_py.worker")
 
 class WorkerDriver(Driver):
     """Performs a worker's plans on threads: Redis requests as any driver, its own
-    requests with two conditions (fetch loops wait for room, working loops for work)."""
+    requests with a condition per channel (fetch loops wait for room, working loops for
+    work, the control loop for something to send) and an event per ticket."""
 
     def __init__(self, r: Commands, core: WorkerCore) -> None:
         super().__init__(r)
         self.core = core
         self.mutex = threading.Lock()
-        self.room = threading.Condition(self.mutex)
-        self.work = threading.Condition(self.mutex)
+        self.channels = {
+            on: threading.Condition(self.mutex) for on in ("room", "work", "control")
+        }
 
     def _perform(self, op: Any) -> Any:
         kind = type(op)
@@ -75,18 +78,36 @@ class WorkerDriver(Driver):
             return self._run_chunk(op)
         if kind is Until:
             with self.mutex:
-                (self.room if op.room else self.work).wait_for(op.ready)
+                self.channels[op.on].wait_for(op.ready)
             return None
         if kind is Notify:
             with self.mutex:
                 if op.work:
-                    self.work.notify(op.work)
+                    self.channels["work"].notify(op.work)
                 if op.room:
-                    self.room.notify_all()
+                    self.channels["room"].notify_all()
+                if op.control:
+                    self.channels["control"].notify()
+            return None
+        if kind is Wait:
+            return self._wait(op.ticket)
+        if kind is Wake:
+            with self.mutex:
+                for ticket in op.tickets:
+                    ticket.done = True
+                    if ticket.waiter is not None:
+                        ticket.waiter.set()
             return None
         if kind is Via:
             return op.consumer._driver.run(op.plan)
         return super()._perform(op)
+
+    def _wait(self, ticket: Ticket) -> None:
+        with self.mutex:
+            if ticket.done:
+                return
+            ticket.waiter = threading.Event()
+        ticket.waiter.wait()
 
     def _run_chunk(self, op: RunChunk) -> list[Outcome]:
         core, clock = self.core, time.perf_counter
@@ -113,8 +134,8 @@ class WorkerDriver(Driver):
 
     def wake_all(self) -> None:
         with self.mutex:
-            self.work.notify_all()
-            self.room.notify_all()
+            for channel in self.channels.values():
+                channel.notify_all()
 
 
 class Worker(WorkerCore):
@@ -160,18 +181,19 @@ class Worker(WorkerCore):
         fetchers = [self._thread(self._fetching(lane), f"fetch-{lane.queue}")
                     for lane in self.lanes.lanes]  # fmt: skip
         workers = [self._thread(self._working(), f"worker-{i}") for i in range(self.concurrency)]
+        control = self._thread(self._controlling(), "control")
         gcs = [gc.start(self.gc_interval) for gc in self.gcs] if self.gc_interval else []
         try:
             while not self.stopping:
                 time.sleep(0.2)
-                alive = all(t.is_alive() for t in (*fetchers, *workers, *gcs))
+                alive = all(t.is_alive() for t in (*fetchers, *workers, control, *gcs))
                 if not alive and not self.stopping:
                     self._died(RuntimeError("a worker thread ended unexpectedly"))
                     self.abort()
         finally:
             for gc in self.gcs:
                 gc.stop()
-            if not self._drain(fetchers, workers):
+            if not self._drain(fetchers, workers, control):
                 for consumer in self.consumers:
                     consumer.stop_heartbeat()
                 log.warning("worker %s stopped at once; the GC will return its in-flight "
@@ -190,14 +212,23 @@ class Worker(WorkerCore):
         thread.start()
         return thread
 
-    def _drain(self, fetchers: list[threading.Thread], workers: list[threading.Thread]) -> bool:
-        """Hand back unstarted messages, let in-flight ones finish, deregister.
-        False when aborted on the way (in-flight messages are left for the GC)."""
+    def _drain(
+        self,
+        fetchers: list[threading.Thread],
+        workers: list[threading.Thread],
+        control: threading.Thread,
+    ) -> bool:
+        """Hand back unstarted messages, let in-flight ones finish and their acks go,
+        deregister. False when aborted on the way (in-flight messages are left for the GC)."""
         end = time.monotonic() + self.drain_timeout
         if self.aborted or not self._join(fetchers, end):
             return False
         self._driver.run(self._hand_back())
         if not self._join(workers, end):
+            return False
+        self.control.closed = True
+        self._driver.wake_all()
+        if not self._join([control], end):
             return False
         closed = True
         for consumer in self.consumers:

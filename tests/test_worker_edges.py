@@ -62,15 +62,13 @@ def test_a_thread_of_ours_that_dies_stops_the_worker_loudly_and_the_gc_recovers(
     worker = Worker(
         r, queue, lambda p: gate.wait(5), concurrency=2, heartbeat_timeout=0.5, gc_interval=None
     )
-    original = WorkerCore._send
+    original = WorkerCore._acked
 
-    async def broken_after_start(self: WorkerCore, lane: Any, done: Any, chunk: Any) -> Any:
-        started = await original(self, lane, done, chunk)
-        if not chunk:  # an ack: a bug of ours here kills the thread
-            raise RuntimeError("a bug in the worker")
-        return started
+    def broken_ack(self: WorkerCore, guards: Any) -> None:
+        original(self, guards)
+        raise RuntimeError("a bug in the worker")  # kills the thread that sent the acks
 
-    monkeypatch.setattr(WorkerCore, "_send", broken_after_start)
+    monkeypatch.setattr(WorkerCore, "_acked", broken_ack)
     thread_error: list[BaseException] = []
 
     def run() -> None:
