@@ -114,8 +114,8 @@ def test_a_task_that_kills_its_worker_ends_in_the_dead_list(
     r.close()
 
 
-def run_long_task(c: Cluster, seconds: float) -> list[list[str]]:
-    w1 = c.start("w1", "prefork")
+def run_long_task(c: Cluster, seconds: float, pool: str = "prefork") -> list[list[str]]:
+    w1 = c.start("w1", pool)
     c.wait_ready(w1)
     send(c, "long", seconds, str(c.notes))
     wait_for(lambda: c.lines("start"), 30, "w1 to start the task")
@@ -125,14 +125,14 @@ def run_long_task(c: Cluster, seconds: float) -> list[list[str]]:
     return c.lines("start")
 
 
-@pytest.mark.parametrize(
-    "cluster", [("orizuru", {**OURS, "heartbeat_timeout": 1.0})], indirect=True
-)
+@pytest.mark.parametrize("cluster", [("orizuru", {**OURS, "heartbeat_timeout": 1.0})],
+                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize("pool", ["prefork", "solo"])  # solo: the task blocks the event loop
 def test_a_task_longer_than_any_timeout_runs_once_while_its_worker_lives(
-    cluster: Cluster,
+    cluster: Cluster, pool: str
 ) -> None:
-    starts = run_long_task(cluster, 6.0)  # 6 heartbeat timeouts
-    print(f"\nFIGURE orizuru 6 s task, heartbeat 1 s: ran {len(starts)} time(s)")
+    starts = run_long_task(cluster, 6.0, pool)  # 6 heartbeat timeouts
+    print(f"\nFIGURE orizuru 6 s task ({pool}), heartbeat 1 s: ran {len(starts)} time(s)")
     assert len(starts) == 1
 
 
