@@ -126,10 +126,7 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
         return [_list_name(queue, step) for step in self.priority_steps]
 
     def _size(self, queue: str) -> int:
-        with self.lists.r.pipeline(transaction=False) as pipe:
-            for name in self._names(queue):
-                pipe.llen(self.lists.key(name))
-            return sum(pipe.execute())
+        return sum(self.lists.waiting(self._names(queue)))
 
     def _has_queue(self, queue: str, **kwargs: Any) -> bool:
         keys = [self.lists.key(name) for name in self._names(queue)]
@@ -163,9 +160,11 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
     def basic_get(self, queue: str, no_ack: bool = False, **kwargs: Any) -> Any:
         """One message now, or None: strict priority order, never blocking."""
-        for name in self._names(queue):
-            consumer = self.lists.consumer(name, owner=False)
-            guard = consumer.next(timeout=0)
+        names = self._names(queue)
+        for name, waiting in zip(names, self.lists.waiting(names), strict=True):
+            if not waiting:
+                continue
+            guard = self.lists.consumer(name, owner=False).next(timeout=0)
             payload = self._decode(queue, guard) if guard is not None else None
             if guard is None or payload is None:
                 continue

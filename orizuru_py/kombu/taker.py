@@ -122,6 +122,14 @@ class Lists:
     def key(self, name: str) -> str:
         return QueueKeys(name, self.options.prefix).queue
 
+    def waiting(self, names: Sequence[str]) -> list[int]:
+        """How many messages wait in each queue, in one round trip: a take goes only
+        where there is something (and a queue never used gets no consumer)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.llen(self.key(name))
+            return [int(n) for n in pipe.execute()]
+
     def close(self, hand_back: bool) -> None:
         """Stop the collectors; with ``hand_back`` close the consumers (deregistered,
         anything unsettled returned); without (a forked child), only forget them."""
@@ -233,10 +241,7 @@ class Taker:
         self._turn = (self._turn + 1) % len(queues)
         turn = queues[self._turn :] + queues[: self._turn]
         names = [(q, list_name(q, step)) for step in self.steps for q in turn]
-        with self.lists.r.pipeline(transaction=False) as pipe:
-            for _, name in names:
-                pipe.llen(self.lists.key(name))
-            lengths = pipe.execute()
+        lengths = self.lists.waiting([name for _, name in names])
         for (queue, name), length in zip(names, lengths, strict=True):
             if length:
                 guards = self.lists.consumer(name).next_batch(min(room, MAX_TAKE), timeout=0)
