@@ -119,3 +119,23 @@ def test_a_queue_name_the_keys_cannot_hold_is_refused_at_declaration(
 ) -> None:
     with pytest.raises(ValueError, match="kombu queue name"):
         conn.SimpleQueue("has a space")
+
+
+def test_orizurus_speaks_tls_and_verifies_the_server_by_default(name: str) -> None:
+    import ssl
+
+    from tests.servers import TlsServer
+
+    with TlsServer() as tls:
+        url = f"orizurus://127.0.0.1:{tls.port}/0"
+        options = {**tls.ssl_params, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        with kombu.Connection(url, ssl=options) as c, c.SimpleQueue(name) as q:
+            q.put({"n": 1})
+            message = q.get(timeout=5)
+            assert message.payload == {"n": 1}
+            message.ack()
+        # No CA given: the server's certificate (of this run's own CA) is refused.
+        unverified = kombu.Connection(url)
+        with pytest.raises(Exception, match="certificate verify failed"):
+            unverified.connect()
+        unverified.release()
