@@ -40,9 +40,9 @@ def cluster(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> I
         c.stop()
 
 
-def send(c: Cluster, task: str, *args: Any) -> None:
+def send(c: Cluster, task: str, *args: Any, countdown: float | None = None) -> None:
     app = make_app(c.broker, c.options, c.queue)
-    app.send_task(task, args=args, queue=c.queue)
+    app.send_task(task, args=args, queue=c.queue, countdown=countdown)
     app.close()
 
 
@@ -147,3 +147,37 @@ def test_kombu_redis_runs_a_task_longer_than_the_visibility_timeout_twice(
     starts = run_long_task(cluster, 6.0)  # 3 visibility timeouts
     print(f"\nFIGURE kombu redis 6 s task, visibility 2 s: ran {len(starts)} time(s)")
     assert len(starts) >= 2
+
+
+def run_countdown_task(c: Cluster, held: Any) -> list[list[str]]:
+    """w1 takes a task due in 6 s and holds it until then (Celery keeps ETA tasks
+    unacked in memory); w2 starts meanwhile. Returns the starts."""
+    c.wait_ready(c.start("w1", "prefork"))
+    send(c, "long", 0.5, str(c.notes), countdown=6.0)
+    wait_for(held, 30, "w1 to take the task")
+    c.wait_ready(c.start("w2", "prefork"))
+    wait_for(lambda: c.lines("done"), 60, "the task to run")
+    time.sleep(1.5)
+    return c.lines("start")
+
+
+@pytest.mark.parametrize("cluster", [("orizuru", {**OURS, "heartbeat_timeout": 1.0})],
+                         indirect=True)  # fmt: skip
+def test_a_countdown_longer_than_any_timeout_runs_once(cluster: Cluster, redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    starts = run_countdown_task(cluster, lambda: Queue(r, cluster.queue).stats().in_flight == 1)
+    print(f"\nFIGURE orizuru countdown 6 s, heartbeat 1 s: ran {len(starts)} time(s)")
+    assert len(starts) == 1
+    r.close()
+
+
+@pytest.mark.parametrize("cluster", [("redis", KOMBU_SHORT_VISIBILITY)], indirect=True)
+def test_kombu_redis_runs_a_countdown_longer_than_the_visibility_timeout_twice(
+    cluster: Cluster, redis_url: str
+) -> None:
+    r = redis.Redis.from_url(redis_url)
+    mine = cluster.queue.encode()  # the unacked hash is shared by every queue of the db
+    starts = run_countdown_task(cluster, lambda: any(mine in v for v in r.hvals("unacked")))
+    print(f"\nFIGURE kombu redis countdown 6 s, visibility 2 s: ran {len(starts)} time(s)")
+    assert len(starts) >= 2
+    r.close()
