@@ -125,14 +125,16 @@ def run_long_task(c: Cluster, seconds: float, pool: str = "prefork") -> list[lis
     return c.lines("start")
 
 
-@pytest.mark.parametrize("cluster", [("orizuru", {**OURS, "heartbeat_timeout": 1.0})],
-                         indirect=True)  # fmt: skip
+LONG = 4 * HEARTBEAT  # a task (or a countdown) this long outlives 4 heartbeat timeouts
+
+
+@pytest.mark.parametrize("cluster", [("orizuru", OURS)], indirect=True)
 @pytest.mark.parametrize("pool", ["prefork", "solo"])  # solo: the task blocks the event loop
 def test_a_task_longer_than_any_timeout_runs_once_while_its_worker_lives(
     cluster: Cluster, pool: str
 ) -> None:
-    starts = run_long_task(cluster, 6.0, pool)  # 6 heartbeat timeouts
-    print(f"\nFIGURE orizuru 6 s task ({pool}), heartbeat 1 s: ran {len(starts)} time(s)")
+    starts = run_long_task(cluster, LONG, pool)
+    print(f"\nFIGURE orizuru {LONG:.0f} s task ({pool}): ran {len(starts)} time(s)")
     assert len(starts) == 1
 
 
@@ -144,16 +146,16 @@ KOMBU_SHORT_VISIBILITY = {"visibility_timeout": 2, "unacked_restore_interval": 1
 def test_kombu_redis_runs_a_task_longer_than_the_visibility_timeout_twice(
     cluster: Cluster,
 ) -> None:
-    starts = run_long_task(cluster, 6.0)  # 3 visibility timeouts
-    print(f"\nFIGURE kombu redis 6 s task, visibility 2 s: ran {len(starts)} time(s)")
+    starts = run_long_task(cluster, LONG)  # 4 visibility timeouts
+    print(f"\nFIGURE kombu redis {LONG:.0f} s task, visibility 2 s: ran {len(starts)} time(s)")
     assert len(starts) >= 2
 
 
 def run_countdown_task(c: Cluster, held: Any) -> list[list[str]]:
-    """w1 takes a task due in 6 s and holds it until then (Celery keeps ETA tasks
-    unacked in memory); w2 starts meanwhile. Returns the starts."""
+    """w1 takes a task due in ``LONG`` seconds and holds it until then (Celery keeps ETA
+    tasks unacked in memory); w2 starts meanwhile. Returns the starts."""
     c.wait_ready(c.start("w1", "prefork"))
-    send(c, "long", 0.5, str(c.notes), countdown=6.0)
+    send(c, "long", 0.5, str(c.notes), countdown=LONG)
     wait_for(held, 30, "w1 to take the task")
     c.wait_ready(c.start("w2", "prefork"))
     wait_for(lambda: c.lines("done"), 60, "the task to run")
@@ -161,12 +163,11 @@ def run_countdown_task(c: Cluster, held: Any) -> list[list[str]]:
     return c.lines("start")
 
 
-@pytest.mark.parametrize("cluster", [("orizuru", {**OURS, "heartbeat_timeout": 1.0})],
-                         indirect=True)  # fmt: skip
+@pytest.mark.parametrize("cluster", [("orizuru", OURS)], indirect=True)
 def test_a_countdown_longer_than_any_timeout_runs_once(cluster: Cluster, redis_url: str) -> None:
     r = redis.Redis.from_url(redis_url)
     starts = run_countdown_task(cluster, lambda: Queue(r, cluster.queue).stats().in_flight == 1)
-    print(f"\nFIGURE orizuru countdown 6 s, heartbeat 1 s: ran {len(starts)} time(s)")
+    print(f"\nFIGURE orizuru countdown {LONG:.0f} s: ran {len(starts)} time(s)")
     assert len(starts) == 1
     r.close()
 
@@ -178,6 +179,6 @@ def test_kombu_redis_runs_a_countdown_longer_than_the_visibility_timeout_twice(
     r = redis.Redis.from_url(redis_url)
     mine = cluster.queue.encode()  # the unacked hash is shared by every queue of the db
     starts = run_countdown_task(cluster, lambda: any(mine in v for v in r.hvals("unacked")))
-    print(f"\nFIGURE kombu redis countdown 6 s, visibility 2 s: ran {len(starts)} time(s)")
+    print(f"\nFIGURE kombu redis countdown {LONG:.0f} s, visibility 2 s: ran {len(starts)} time(s)")
     assert len(starts) >= 2
     r.close()
