@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import kombu
 import pytest
+import redis
 
 import orizuru_py.kombu  # noqa: F401  (registers orizuru://)
 from tests.kombu.sdist import kombu_tests
@@ -28,11 +29,13 @@ def orizuru_url(redis_url: str) -> str:
 
 
 @pytest.fixture
-def options() -> dict[str, str]:
-    """A prefix of its own for each test, for kombu's keys and ours: kombu's tests use
-    fixed queue names, and runs share a server."""
+def options(admin: redis.Redis) -> Iterator[dict[str, str]]:
+    """A prefix of its own for each test, for kombu's keys and ours (kombu's tests use
+    fixed queue names, and runs share a server); its keys are deleted after it."""
     tag = f"kt{uuid.uuid4().hex[:8]}"
-    return {"prefix": tag, "global_keyprefix": f"{tag}:"}
+    yield {"prefix": tag, "global_keyprefix": f"{tag}:"}
+    for key in admin.scan_iter(match=f"{tag}:*", count=1000):
+        admin.delete(key)
 
 
 @pytest.fixture

@@ -17,8 +17,13 @@ from tests.kombu.workers import orizuru_url, wait_for
 
 
 @pytest.fixture
-def name() -> str:
-    return f"kq-{uuid.uuid4().hex[:10]}"
+def name(admin: redis.Redis) -> Iterator[str]:
+    """A kombu queue of the test's own, whose keys (ours and kombu's) go after it."""
+    queue = f"kq-{uuid.uuid4().hex[:10]}"
+    yield queue
+    for key in admin.scan_iter(match=f"*{queue}*", count=1000):
+        admin.delete(key)
+    admin.srem("orizuru:queues", queue)
 
 
 @pytest.fixture
