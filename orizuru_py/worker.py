@@ -40,6 +40,7 @@ from .checks import is_async
 from .client import TRANSIENT, Commands
 from .collector import GarbageCollector
 from .consumer import Consumer
+from .control import Ticket, Wait, Wake
 from .errors import WorkerCrashed
 from .handling import (
     DEFAULT_DRAIN_TIMEOUT,
@@ -51,7 +52,6 @@ from .handling import (
     Via,
     WorkerCore,
 )
-from .control import Ticket, Wait, Wake
 from .plan import Driver, Plan
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "DEFAULT_GC_INTERVAL", "Worker"]
