@@ -41,10 +41,11 @@ class Pace:
 
     def ahead(self) -> int:
         """Unstarted messages to keep beyond one per idle thread: what the threads get
-        through while one fetch is under way, at most ``prefetch``. A fast handler gets the
-        whole prefetch (the next batch comes while this one runs); a slow one a message or
-        so, so it hoards nothing other workers could take."""
-        wanted = self.concurrency * self.per_fetch / max(self.per_message, 1e-9)
+        through while two fetches are under way (one finds the hand short, the next one
+        fills it), at most ``prefetch``. A fast handler gets the whole prefetch (the next
+        batch comes while this one runs); a slow one a few messages, so it hoards nothing
+        other workers could take."""
+        wanted = 2 * self.concurrency * self.per_fetch / max(self.per_message, 1e-9)
         return max(min(self.prefetch, 1), min(self.prefetch, math.ceil(wanted)))
 
     def chunk(self, waiting: int) -> int:

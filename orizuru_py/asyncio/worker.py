@@ -28,6 +28,7 @@ from typing import Any
 from ..checks import is_async
 from ..client import TRANSIENT, Commands
 from ..errors import WorkerCrashed
+from ..control import Wait, Wake
 from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
 from .collector import GarbageCollector
@@ -39,15 +40,15 @@ log = logging.getLogger("orizuru_py.worker")
 
 class AsyncWorkerDriver(AsyncDriver):
     """Performs a worker's plans on tasks: Redis requests as any asyncio driver, its own
-    requests with two conditions on one lock (fetch loops wait for room, working loops
-    for work)."""
+    requests with a condition per channel on one lock (fetch loops wait for room,
+    working loops for work, the control loop for something to send) and a future per
+    ticket."""
 
     def __init__(self, r: Commands, core: WorkerCore) -> None:
         super().__init__(r)
         self.core = core
         mutex = asyncio.Lock()
-        self.room = asyncio.Condition(mutex)
-        self.work = asyncio.Condition(mutex)
+        self.channels = {on: asyncio.Condition(mutex) for on in ("room", "work", "control")}
         # At most this many of its tasks talk to Redis at once, so they never take every
         # connection of the client's pool (redis-py's holds 100): room is left for each
         # queue's blocking take, heartbeat and GC.
@@ -60,16 +61,33 @@ class AsyncWorkerDriver(AsyncDriver):
         if kind is RunChunk:
             return await self._run_chunk(op)
         if kind is Until:
-            condition = self.room if op.room else self.work
+            if op.ready():  # no lock to take when there is nothing to wait for
+                return None
+            condition = self.channels[op.on]
             async with condition:
                 await condition.wait_for(op.ready)
             return None
         if kind is Notify:
-            async with self.room:
+            channels = self.channels
+            async with channels["room"]:  # one lock for every channel
                 if op.work:
-                    self.work.notify(op.work)
+                    channels["work"].notify(op.work)
                 if op.room:
-                    self.room.notify_all()
+                    channels["room"].notify_all()
+                if op.control:
+                    channels["control"].notify()
+            return None
+        if kind is Wait:
+            ticket = op.ticket
+            if not ticket.done:
+                ticket.waiter = asyncio.get_running_loop().create_future()
+                await ticket.waiter
+            return None
+        if kind is Wake:
+            for ticket in op.tickets:
+                ticket.done = True
+                if ticket.waiter is not None and not ticket.waiter.done():
+                    ticket.waiter.set_result(None)
             return None
         if kind is Via:
             return await op.consumer._driver.run(op.plan)
@@ -102,9 +120,9 @@ class AsyncWorkerDriver(AsyncDriver):
         return out
 
     async def wake_all(self) -> None:
-        async with self.room:
-            self.work.notify_all()
-            self.room.notify_all()
+        async with self.channels["room"]:
+            for channel in self.channels.values():
+                channel.notify_all()
 
 
 class Worker(WorkerCore):
@@ -179,6 +197,7 @@ class Worker(WorkerCore):
         fetchers = [self._task(self._fetching(lane), f"fetch-{lane.queue}")
                     for lane in self.lanes.lanes]  # fmt: skip
         workers = [self._task(self._working(), f"worker-{i}") for i in range(self.concurrency)]
+        control = self._task(self._controlling(), "control")
         gcs = [gc.start(self.gc_interval) for gc in self.gcs] if self.gc_interval else []
         try:
             await self._halt.wait()
@@ -193,14 +212,14 @@ class Worker(WorkerCore):
                 gc.stop()
             cancelled = False
             try:
-                drained = await self._drain(fetchers, workers)
+                drained = await self._drain(fetchers, workers, control)
             except asyncio.CancelledError:  # cancelled while draining: stop at once
                 self.aborted = cancelled = True
                 drained = False
             if not drained:
-                for task in (*fetchers, *workers):
+                for task in (*fetchers, *workers, control):
                     task.cancel()
-                await asyncio.gather(*fetchers, *workers, return_exceptions=True)
+                await asyncio.gather(*fetchers, *workers, control, return_exceptions=True)
                 for consumer in self.consumers:
                     await consumer.stop_heartbeat()
                 log.warning("worker %s stopped at once; the GC will return its in-flight "
@@ -231,15 +250,22 @@ class Worker(WorkerCore):
         self.abort()
 
     async def _drain(
-        self, fetchers: list[asyncio.Task[None]], workers: list[asyncio.Task[None]]
+        self,
+        fetchers: list[asyncio.Task[None]],
+        workers: list[asyncio.Task[None]],
+        control: asyncio.Task[None],
     ) -> bool:
-        """Hand back unstarted messages, let running ones finish, deregister. False when
-        aborted on the way (running handlers are left for the GC)."""
+        """Hand back unstarted messages, let running ones finish and their acks go,
+        deregister. False when aborted on the way (running handlers are left for the GC)."""
         end = time.monotonic() + self.drain_timeout
         if self.aborted or not await self._join(fetchers, end):
             return False
         await self._driver.run(self._hand_back())
         if not await self._join(workers, end):
+            return False
+        self.control.closed = True
+        await self._driver.wake_all()
+        if not await self._join([control], end):
             return False
         closed = True
         for consumer in self.consumers:
