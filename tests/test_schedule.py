@@ -1,0 +1,380 @@
+"""Periodic messages: each due tick pushed exactly once, whoever promotes it, no leader.
+
+When an entry is due is computed (daylight-saving changes included) without waiting for
+it; that each tick is pushed once is counted on a real server, with promoters racing in
+threads, in consumers' heartbeats of both APIs, and in separate ``orizuru scheduler``
+processes. A tick's message carries the time it was due as its ``enqueued_ms``, so the
+ticks of a run are counted one by one.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgpack
+import pytest
+import redis
+
+import orizuru_py
+import orizuru_py.asyncio as aio
+from orizuru_py import GarbageCollector, Queue, Schedule
+from orizuru_py.cadence import Cadence
+from orizuru_py.keys import QueueKeys, schedules
+from tests.apis import Api
+from tests.support import wait_for
+
+BERLIN = "Europe/Berlin"
+
+
+def utc_ms(*when: int) -> int:
+    return int(datetime(*when, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+
+
+def local(ms: int, zone: str = BERLIN) -> str:
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(zone)).strftime("%m-%d %H:%M %Z")
+
+
+def chain(cadence: Cadence, start_ms: int, n: int) -> list[int]:
+    """``n`` successive due times from ``start_ms``, each tick pushed right when due."""
+    due = cadence.first(start_ms)
+    ticks = []
+    while due is not None and len(ticks) < n:
+        ticks.append(due)
+        due = cadence.following(due, due)
+    return ticks
+
+
+def server_ms(r: redis.Redis) -> int:
+    seconds, micros = r.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def ticks_in(r: redis.Redis, queue: str, prefix: str) -> list[int]:
+    """The due time of each tick waiting in ``queue``."""
+    return [m.enqueued_ms for m in Queue(r, queue, prefix=prefix).peek(1000) if m.enqueued_ms]
+
+
+def assert_each_tick_once(ticks: list[int], period_ms: int) -> None:
+    """No tick twice, and every one on the entry's grid (a late pass may collapse some)."""
+    counts = collections.Counter(ticks)
+    assert set(counts.values()) == {1}, [t for t, n in counts.items() if n > 1]
+    assert all((t - min(ticks)) % period_ms == 0 for t in ticks)
+
+
+@pytest.fixture
+def prefix(r: redis.Redis) -> Iterator[str]:
+    """A prefix of this test's own: ``list()`` and the scheduler see only its entries."""
+    name = f"sched-{uuid.uuid4().hex[:10]}"
+    yield name
+    for key in r.scan_iter(match=f"{name}:*", count=1000):
+        r.delete(key)
+
+
+@pytest.fixture
+def schedule_of(api: Api) -> Callable[..., Any]:
+    """``Schedule`` of the API under test (asyncio: behind a blocking face)."""
+    return api._make(orizuru_py.Schedule, aio.Schedule)
+
+
+# -- when it is due: computed, daylight-saving changes included -------------------------
+
+
+def test_a_period_keeps_its_phase_and_ticks_missed_collapse_into_one() -> None:
+    every = Cadence.of(every=10.0)
+    assert every.first(1_000) == 11_000
+    assert every.following(11_000, 11_003) == 21_000
+    assert every.following(11_000, 95_500) == 101_000  # eight missed: one tick, on the grid
+
+
+def test_a_daily_time_the_spring_change_skips_fires_once_right_after_the_jump() -> None:
+    nightly = Cadence.of(cron="30 2 * * *", tz=BERLIN)
+    ticks = chain(nightly, utc_ms(2025, 3, 28, 12), 4)
+    assert [local(t) for t in ticks] == [
+        "03-29 02:30 CET",
+        "03-30 03:00 CEST",  # 02:30 does not exist that night
+        "03-31 02:30 CEST",
+        "04-01 02:30 CEST",
+    ]
+
+
+def test_a_daily_time_the_autumn_change_repeats_fires_once() -> None:
+    nightly = Cadence.of(cron="30 2 * * *", tz=BERLIN)
+    ticks = chain(nightly, utc_ms(2025, 10, 24, 12), 4)
+    assert [local(t) for t in ticks] == [
+        "10-25 02:30 CEST",
+        "10-26 02:30 CEST",  # the first of the two 02:30s
+        "10-27 02:30 CET",
+        "10-28 02:30 CET",
+    ]
+
+
+def test_a_tick_pushed_late_in_the_repeated_hour_is_not_pushed_again_that_night() -> None:
+    nightly = Cadence.of(cron="30 2 * * *", tz=BERLIN)
+    first_pass = utc_ms(2025, 10, 26, 0, 30)  # 02:30 CEST
+    pushed_at = utc_ms(2025, 10, 26, 1, 35)  # 02:35 CET, after the second 02:30
+    assert nightly.following(first_pass, pushed_at) == utc_ms(2025, 10, 27, 1, 30)
+    # Read in the second pass of the hour, local time already had its 02:30 that night.
+    assert nightly.first(utc_ms(2025, 10, 26, 1, 15)) == utc_ms(2025, 10, 27, 1, 30)
+
+
+def test_an_hourly_entry_fires_every_real_hour_across_both_changes() -> None:
+    hourly = Cadence.of(cron="0 * * * *", tz=BERLIN)
+    for start in (utc_ms(2025, 3, 29, 22), utc_ms(2025, 10, 25, 21)):
+        ticks = chain(hourly, start, 8)
+        assert {b - a for a, b in itertools.pairwise(ticks)} == {3_600_000}
+
+
+def test_a_cron_entry_defaults_to_utc_and_describes_itself() -> None:
+    nightly = Cadence.of(cron="0  3 * * *")
+    assert (nightly.tz, nightly.describe()) == ("UTC", "0 3 * * * (UTC)")
+    assert nightly.first(utc_ms(2025, 1, 1, 3)) == utc_ms(2025, 1, 2, 3)
+    assert Cadence.of(every=0.25).describe() == "every 0.25s"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        b"",
+        b"\xc1",
+        msgpack.packb({"cron": "0 3 * * *"}),
+        msgpack.packb([2, "0 3 * * *", "UTC", None]),
+        msgpack.packb([1, "61 * * * *", "UTC", None]),
+        msgpack.packb([1, "0 3 * * *", "Nowhere/Atlantis", None]),
+        msgpack.packb([1, None, None, -5]),
+        msgpack.packb([1, "0 3 * * *", None, 1000]),
+    ],
+)
+def test_a_stored_cadence_is_checked_as_add_checks_one(stored: bytes) -> None:
+    with pytest.raises(ValueError):
+        Cadence.unpack(stored)
+
+
+# -- add, list, remove ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"cron": "61 * * * *"}, "not a valid expression"),
+        ({"cron": "* * *"}, "five"),
+        ({"cron": "0 3 * * * *"}, "five"),
+        ({"cron": "0 0 30 2 *"}, "not a valid expression"),
+        ({"cron": "0 3 * * *", "tz": "Mars/Olympus"}, "no time zone"),
+        ({"cron": "0 3 * * *", "tz": "../../etc/passwd"}, "no time zone"),
+        ({"cron": "0 3 * * *", "tz": ""}, "time zone name"),
+        ({"every": 0}, "positive"),
+        ({"every": float("nan")}, "positive"),
+        ({"every": 1.0, "tz": "UTC"}, "cron= only"),
+        ({"every": 1.0, "cron": "* * * * *"}, "exactly one"),
+        ({}, "exactly one"),
+    ],
+)
+def test_a_bad_cadence_is_a_value_error_at_add_and_nothing_is_stored(
+    r: redis.Redis, prefix: str, queue: str, kwargs: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Schedule(r, prefix=prefix).add("nightly", queue, {"kind": "nightly"}, **kwargs)
+    assert list(r.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_a_bad_name_or_payload_is_a_value_error_at_add(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    sched = Schedule(r, prefix=prefix, max_payload_bytes=100)
+    with pytest.raises(ValueError, match="entry name"):
+        sched.add("two words", queue, {}, every=1.0)
+    with pytest.raises(ValueError, match="queue name"):
+        sched.add("ping", "a{b}", {}, every=1.0)
+    with pytest.raises(ValueError, match="msgpack"):
+        sched.add("ping", queue, object(), every=1.0)
+    with pytest.raises(ValueError, match="max_payload_bytes"):
+        sched.add("ping", queue, "x" * 200, every=1.0)
+    assert list(r.scan_iter(match=f"{prefix}:*")) == []
+
+
+def test_entries_are_listed_by_next_due_time_reckoned_on_the_servers_clock(
+    r: redis.Redis, schedule_of: Callable[..., Any], prefix: str, queue: str
+) -> None:
+    sched = schedule_of(r, prefix=prefix)
+    before = server_ms(r)
+    ping = sched.add("ping", queue, {"n": 1}, every=10.0)
+    after = server_ms(r)
+    assert before + 10_000 <= ping.next_due_ms <= after + 10_000
+    nightly = sched.add("nightly", queue, {"kind": "nightly"}, cron="0 3 * * *", tz="UTC")
+    assert (nightly.next_due.hour, nightly.next_due.minute) == (3, 0)
+    assert 0 < nightly.next_due_ms - after <= 24 * 3600 * 1000
+    listed = sched.list()
+    assert [(e.name, e.queue, e.payload, e.cadence) for e in listed] == [
+        ("ping", queue, {"n": 1}, "every 10s"),
+        ("nightly", queue, {"kind": "nightly"}, "0 3 * * * (UTC)"),
+    ]
+    assert [e.next_due_ms for e in listed] == [ping.next_due_ms, nightly.next_due_ms]
+    assert [e.payload for e in sched.list(payloads=False)] == [None, None]
+    assert queue in Queue.all(r, prefix)  # the queue is known before its first tick
+    assert sched.remove("ping") is True
+    assert sched.remove("ping") is False
+    assert [e.name for e in sched.list()] == ["nightly"]
+
+
+def test_adding_an_entry_again_keeps_its_due_time_and_a_change_sets_a_new_one(
+    r: redis.Redis, schedule_of: Callable[..., Any], prefix: str, queue: str
+) -> None:
+    sched = schedule_of(r, prefix=prefix)
+    first = sched.add("ping", queue, {"n": 1}, every=60.0)
+    time.sleep(0.02)
+    assert sched.add("ping", queue, {"n": 1}, every=60.0).next_due_ms == first.next_due_ms
+    changed = sched.add("ping", queue, {"n": 2}, every=60.0)
+    assert changed.next_due_ms > first.next_due_ms
+    assert [e.payload for e in sched.list()] == [{"n": 2}]
+
+
+def test_an_entry_added_again_for_another_queue_moves_there(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    sched = Schedule(r, prefix=prefix)
+    sched.add("report", queue, {}, every=60.0)
+    sched.add("report", f"{queue}-b", {}, cron="0 3 * * *")
+    assert [(e.name, e.queue) for e in sched.list()] == [("report", f"{queue}-b")]
+    assert r.hlen(QueueKeys(queue, prefix).schedule) == 0
+
+
+# -- pushing ticks -------------------------------------------------------------------------
+
+
+def test_a_tick_is_a_plain_message_enqueued_at_the_time_it_was_due(
+    r: redis.Redis, api: Api, schedule_of: Callable[..., Any], prefix: str, queue: str
+) -> None:
+    sched = schedule_of(r, prefix=prefix)
+    entry = sched.add("ping", queue, {"n": 1}, every=0.1)
+    assert wait_for(sched.promote) == 1
+    with api.Consumer(r, queue, prefix=prefix) as consumer:
+        guard = consumer.next(timeout=5)
+        assert guard is not None
+        assert (guard.payload, guard.attempts, guard.enqueued_ms) == (
+            {"n": 1},
+            1,
+            entry.next_due_ms,
+        )
+        assert guard.ack() is True
+
+
+def test_ticks_missed_while_nothing_ran_are_pushed_once(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    sched = Schedule(r, prefix=prefix)
+    entry = sched.add("ping", queue, {}, every=0.1)
+    time.sleep(0.75)  # six or more ticks due, nobody promoting
+    assert sched.promote() == 1
+    assert sched.promote() == 0
+    assert ticks_in(r, queue, prefix) == [entry.next_due_ms]
+    (listed,) = sched.list()
+    assert listed.next_due_ms > server_ms(r) - 50
+    assert (listed.next_due_ms - entry.next_due_ms) % 100 == 0
+
+
+def test_three_promoters_racing_push_each_tick_once(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    Schedule(r, prefix=prefix).add("tick", queue, {}, every=0.05)
+    racers = [
+        Schedule(redis.Redis(connection_pool=r.connection_pool), prefix=prefix) for _ in range(3)
+    ]
+    threads = [s.start(interval=0.005) for s in racers]
+    time.sleep(2.0)
+    for s in racers:
+        s.stop()
+    for t in threads:
+        t.join(10)
+        assert not t.is_alive()
+    ticks = ticks_in(r, queue, prefix)
+    assert len(ticks) >= 5  # about 40 on an idle machine
+    assert_each_tick_once(ticks, 50)
+
+
+def test_consumers_of_either_api_push_due_ticks_as_they_beat_each_once(
+    r: redis.Redis, api: Api, prefix: str, queue: str
+) -> None:
+    consumers = [api.Consumer(r, queue, prefix=prefix, heartbeat_timeout=0.4) for _ in range(3)]
+    for c in consumers:
+        assert c.next(timeout=0) is None  # registered: beating every 0.1 s
+    entry = Schedule(r, prefix=prefix).add("tick", queue, {}, every=0.1)
+    wait_for(lambda: len(ticks_in(r, queue, prefix)) >= 5, timeout=15)
+    for c in consumers:
+        c.close()
+    ticks = ticks_in(r, queue, prefix)
+    assert min(ticks) == entry.next_due_ms
+    assert_each_tick_once(ticks, 100)
+
+
+def test_a_gc_pass_pushes_due_ticks(r: redis.Redis, prefix: str, queue: str) -> None:
+    entry = Schedule(r, prefix=prefix).add("tick", queue, {}, every=0.05)
+    time.sleep(0.1)
+    assert GarbageCollector(r, queue, prefix=prefix).collect().promoted == 1
+    assert ticks_in(r, queue, prefix) == [entry.next_due_ms]
+
+
+# -- whatever could write the keys ---------------------------------------------------------
+
+
+def test_an_entry_stored_unreadable_stops_and_says_why_and_the_others_go_on(
+    r: redis.Redis, prefix: str, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sched = Schedule(r, prefix=prefix)
+    sched.add("good", queue, {"ok": True}, every=0.05)
+    sched.add("bad", queue, {"ok": False}, every=0.05)
+    k = QueueKeys(queue, prefix)
+    r.hset(k.schedule, "bad", b"\xc1 not msgpack")
+    time.sleep(0.1)
+    with caplog.at_level(logging.WARNING, logger="orizuru_py.schedule"):
+        assert sched.promote() == 1
+    assert "periodic entry 'bad'" in caplog.text
+    assert r.zscore(k.schedule_due, "bad") is None
+    entries = {e.name: e for e in sched.list()}
+    assert entries["bad"].next_due_ms is None and "msgpack" in (entries["bad"].error or "")
+    assert entries["good"].error is None and entries["good"].next_due_ms is not None
+    sched.add("bad", queue, {"ok": "again"}, every=0.05)  # added again: it runs again
+    time.sleep(0.1)
+    assert sched.promote() == 2
+
+
+def test_a_queue_key_of_the_wrong_type_makes_a_pass_push_and_change_nothing(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    sched = Schedule(r, prefix=prefix)
+    entry = sched.add("tick", queue, {}, every=0.05)
+    k = QueueKeys(queue, prefix)
+    r.set(k.queue, b"not a list")
+    time.sleep(0.1)
+    assert sched.promote() == 0
+    assert r.zscore(k.schedule_due, "tick") == entry.next_due_ms
+    assert r.get(k.queue) == b"not a list"
+
+
+def test_a_name_in_the_index_no_queue_could_have_is_passed_over(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    r.sadd(schedules(prefix), "a{b}", "\x1b[31m")
+    sched = Schedule(r, prefix=prefix)
+    sched.add("tick", queue, {}, every=0.05)
+    time.sleep(0.1)
+    assert sched.promote() == 1
+    assert [e.name for e in sched.list()] == ["tick"]
+
+
+def test_a_scheduler_stops_promptly_whatever_its_interval(r: redis.Redis, prefix: str) -> None:
+    sched = Schedule(r, prefix=prefix)
+    thread = sched.start(interval=30.0)
+    time.sleep(0.1)
+    stopped = time.monotonic()
+    sched.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped < 5.0
