@@ -10,8 +10,12 @@ ticks of a run are counted one by one.
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
+import json
 import logging
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +33,7 @@ from orizuru_py import GarbageCollector, Queue, Schedule
 from orizuru_py.cadence import Cadence
 from orizuru_py.keys import QueueKeys, schedules
 from tests.apis import Api
+from tests.clirun import one_error_line, orizuru, started
 from tests.support import wait_for
 
 BERLIN = "Europe/Berlin"
@@ -321,6 +326,29 @@ def test_a_gc_pass_pushes_due_ticks(r: redis.Redis, prefix: str, queue: str) -> 
     assert ticks_in(r, queue, prefix) == [entry.next_due_ms]
 
 
+@pytest.mark.slow
+def test_three_scheduler_processes_push_each_tick_exactly_once(
+    r: redis.Redis, redis_url: str, prefix: str, queue: str
+) -> None:
+    Schedule(r, prefix=prefix).add("tick", queue, {"n": 1}, every=0.1)
+    args = ["scheduler", "--interval", "0.05", "--redis-url", redis_url, "--prefix", prefix]
+    with contextlib.ExitStack() as stack:
+        schedulers = [stack.enter_context(started(args, stderr=subprocess.PIPE)) for _ in range(3)]
+        wait_for(lambda: len(ticks_in(r, queue, prefix)) >= 10, timeout=30)
+        time.sleep(2.0)
+        for p in schedulers:
+            p.send_signal(signal.SIGTERM)
+        logs = [p.communicate(timeout=15)[1] for p in schedulers]
+        assert [p.returncode for p in schedulers] == [0, 0, 0], logs
+    assert not any("Traceback" in text for text in logs), logs
+    ticks = ticks_in(r, queue, prefix)
+    (listed,) = Schedule(r, prefix=prefix).list()
+    assert_each_tick_once(ticks, 100)
+    # Every tick from the first to the last one pushed, save those a late pass collapsed.
+    assert len(ticks) <= (listed.next_due_ms - min(ticks)) // 100
+    assert len(ticks) >= 20  # about 30 on an idle machine
+
+
 # -- whatever could write the keys ---------------------------------------------------------
 
 
@@ -378,3 +406,69 @@ def test_a_scheduler_stops_promptly_whatever_its_interval(r: redis.Redis, prefix
     thread.join(10)
     assert not thread.is_alive()
     assert time.monotonic() - stopped < 5.0
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def test_the_cli_adds_lists_and_removes_entries(redis_url: str, prefix: str, queue: str) -> None:
+    common = ["--redis-url", redis_url, "--prefix", prefix]
+    added = orizuru(
+        "schedule", "add", "nightly", queue, "--cron", "0 3 * * *", "--tz", BERLIN,
+        "--payload", '{"kind": "nightly"}', *common,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith(f"nightly: to {queue}, 0 3 * * * (Europe/Berlin), next due ")
+    assert orizuru("schedule", "add", "ping", queue, "--every", "10", *common).returncode == 0
+    table = orizuru("schedule", "list", *common).stdout.splitlines()
+    assert table[0].split() == ["entry", "queue", "cadence", "next", "due", "payload"]
+    assert table[1].split()[:4] == ["ping", queue, "every", "10s"]
+    assert "{'kind': 'nightly'}" in table[2]
+    doc = json.loads(orizuru("schedule", "list", "--json", *common).stdout)
+    assert [(e["name"], e["every"], e["payload"]) for e in doc["schedules"]] == [
+        ("ping", 10.0, None),
+        ("nightly", None, {"kind": "nightly"}),
+    ]
+    assert orizuru("schedule", "remove", "ping", *common).stdout == "removed ping\n"
+    gone = orizuru("schedule", "remove", "ping", *common)
+    assert gone.returncode == 1
+    assert (
+        one_error_line(gone)
+        == f"orizuru: error: no periodic entry named 'ping' (prefix {prefix!r})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["add", "x", "q", "--cron", "61 * * * *"], "cron '61 * * * *' is not a valid expression"),
+        (["add", "x", "q", "--cron", "0 3 * * *", "--tz", "Mars/Olympus"], "no time zone"),
+        (["add", "x", "q", "--every", "1", "--payload", "{"], "--payload is not JSON"),
+        (["add", "x"], "schedule add needs QUEUE"),
+        (["list", "x"], "schedule list takes no NAME"),
+        (["remove"], "schedule remove needs NAME"),
+    ],
+)
+def test_a_bad_schedule_command_is_one_error_line(
+    redis_url: str, prefix: str, args: list[str], problem: str
+) -> None:
+    done = orizuru("schedule", *args, "--redis-url", redis_url, "--prefix", prefix)
+    assert done.returncode == 2
+    assert problem in one_error_line(done)
+
+
+def test_stats_shows_the_entries_with_their_next_due_time(
+    r: redis.Redis, redis_url: str, prefix: str, queue: str
+) -> None:
+    sched = Schedule(r, prefix=prefix)
+    sched.add("nightly", queue, {"kind": "nightly"}, cron="0 3 * * *")
+    sched.add("ping", f"{queue}-other", {}, every=30.0)
+    common = ["--redis-url", redis_url, "--prefix", prefix]
+    text = orizuru("stats", *common).stdout.splitlines()
+    ping = next(line for line in text if line.startswith("ping "))
+    assert ping.split()[2:5] == ["every", "30s", "in"]
+    assert any(line.startswith("nightly ") and "0 3 * * * (UTC)" in line for line in text)
+    doc = json.loads(orizuru("stats", queue, "--json", *common).stdout)
+    (entry,) = doc["schedules"]  # of the queue asked for only
+    assert (entry["name"], entry["cadence"]) == ("nightly", "0 3 * * * (UTC)")
+    assert entry["next_due_ms"] == sched.list()[1].next_due_ms
