@@ -49,14 +49,14 @@ class Heartbeat:
         self._rates: deque[tuple[float, int, int]] = deque()
 
     async def beat(self, extra: Sequence[tuple[Any, ...]] = ()) -> None:
-        """Register once with a fresh deadline, promote due delayed messages and read due
-        periodic ones, in one round trip (``extra`` commands too); see pending
-        cancellations; push the periodic ticks that were due (a second round trip)."""
+        """Register once with a fresh deadline, promote due delayed messages and see when
+        the first periodic message is due, in one round trip (``extra`` commands too);
+        see pending cancellations; push periodic messages if one was due."""
         k, held = self.keys, self.held
         calls: list[scripts.Command] = [
             scripts.register(k, self.id, self.timeout_ms, self.info()),
             scripts.promote(k, PROMOTE_BATCH),
-            schedule.due(k),
+            schedule.earliest(k),
             *extra,
         ]
         sent = time.monotonic()
@@ -75,7 +75,7 @@ class Heartbeat:
             held.cancelled = frozenset(i for i, m in zip(ids, marks, strict=True) if m)
         elif held.cancelled:
             held.cancelled = frozenset()
-        await schedule.push_due(k, replies[2])
+        await schedule.push_due(k, replies[2], int(server_ms))
 
     def deadline_ms(self) -> int:
         """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by

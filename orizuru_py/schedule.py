@@ -99,8 +99,15 @@ def _targets(names: Sequence[Any], prefix: str) -> list[QueueKeys]:
 # -- promoting ticks: the step a beat, a GC pass and the scheduler share ------------------
 
 
+def earliest(k: QueueKeys) -> tuple[Any, ...]:
+    """The command a beat adds to its round trip: ``k``'s entry due first, with its due
+    time. A plain read of a key that is usually missing: a beat pays next to nothing
+    for periodic messages until one is due."""
+    return ("ZRANGE", k.schedule_due, 0, 0, "WITHSCORES")
+
+
 def due(k: QueueKeys) -> scripts.ScriptCall:
-    """The call that reads ``k``'s due entries (sent in a beat's round trip)."""
+    """The call that reads up to ``BATCH`` of ``k``'s due entries."""
     return scripts.schedule_due(k, BATCH)
 
 
@@ -131,23 +138,9 @@ def upcoming(reply: list[Any]) -> tuple[int, int]:
     return int(reply[0]), int(reply[1])
 
 
-async def push_due(k: QueueKeys, reply: Any) -> int:
-    """Push the ticks a ``due`` reply names (from a beat); a failure of the server to
-    run them (a foreign value in a key) is logged, never raised: the beat goes on."""
-    try:
-        if isinstance(reply, Exception):
-            raise reply
-        push = ticks(k, reply)
-        return int(await push.run()) if push is not None else 0
-    except TRANSIENT:
-        raise
-    except Exception as exc:
-        log.warning("queue %s: could not push due periodic messages: %s", k.name, exc)
-        return 0
-
-
 async def promote(k: QueueKeys) -> int:
-    """Push every due tick of queue ``k``'s entries, a batch a call (a GC pass)."""
+    """Push every due tick of queue ``k``'s entries, a batch a call; returns how many
+    this call pushed (others racing may push some of them)."""
     pushed = 0
     while True:
         reply = await due(k).run()
@@ -156,6 +149,24 @@ async def promote(k: QueueKeys) -> int:
             pushed += int(await push.run())
         if upcoming(reply)[1] != int(reply[0]):  # not a full batch: done
             return pushed
+
+
+async def push_due(k: QueueKeys, first: Any, server_ms: int) -> int:
+    """After a beat: push the due ticks, if the entry due first (``earliest``'s reply,
+    read in the beat's round trip) was due by then. A failure of the server to run them
+    (a foreign value in a key) is logged, never raised: the beat goes on."""
+    try:
+        if isinstance(first, Exception):
+            raise first
+        found = pairs(first)
+        if not found or found[0][1] > server_ms:
+            return 0
+        return await promote(k)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        log.warning("queue %s: could not push due periodic messages: %s", k.name, exc)
+        return 0
 
 
 class ScheduleCore:

@@ -386,6 +386,23 @@ def test_a_queue_key_of_the_wrong_type_makes_a_pass_push_and_change_nothing(
     assert r.get(k.queue) == b"not a list"
 
 
+def test_a_foreign_value_in_the_schedule_keys_never_stops_a_consumer(
+    r: redis.Redis, prefix: str, queue: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    k = QueueKeys(queue, prefix)
+    r.set(k.schedule_due, b"not a sorted set")
+    orizuru_py.Producer(r, queue, prefix=prefix).push({"n": 1})
+    consumer = orizuru_py.Consumer(r, queue, prefix=prefix, heartbeat_timeout=0.4)
+    with caplog.at_level(logging.WARNING, logger="orizuru_py.schedule"), consumer:
+        guard = consumer.next(timeout=5)
+        assert guard is not None and guard.payload == {"n": 1}
+        assert guard.ack() is True
+        time.sleep(0.3)  # beats meet the foreign value, log it, and go on
+        assert consumer.next(timeout=0) is None
+    assert "could not push due periodic messages" in caplog.text
+    assert r.get(k.schedule_due) == b"not a sorted set"
+
+
 def test_a_name_in_the_index_no_queue_could_have_is_passed_over(
     r: redis.Redis, prefix: str, queue: str
 ) -> None:
