@@ -38,6 +38,7 @@ log = logging.getLogger("orizuru_py.schedule")
 
 BATCH = 100  # due entries read per script call
 DEFAULT_INTERVAL = 1.0  # seconds between a scheduler's passes, at most
+_ROUNDS = 100  # reads of the due entries per scheduler pass, at most
 
 
 @attrs.frozen
@@ -291,30 +292,34 @@ class ScheduleCore:
 
     async def _promote(self) -> int:
         """One pass over every queue with entries: push each due tick; returns how many
-        this pass pushed. Where more are due than a batch, it reads again."""
+        this pass pushed. A queue where some were pushed is read again, for when its
+        entries are due next (and the rest, where more were due than a batch)."""
         pending, pushed = await self._targets(), 0
         self._wake_ms = None
-        while pending:
+        for _ in range(_ROUNDS):
+            if not pending:
+                break
             replies = await scripts.batch([due(k) for k in pending])
             pushes: list[tuple[QueueKeys, scripts.ScriptCall]] = []
-            again = []
             for k, reply in zip(pending, replies, strict=True):
                 if isinstance(reply, Exception):
                     log.warning("queue %s: could not read due periodic messages: %s", k.name, reply)
                     continue
                 push = ticks(k, reply)
+                now, next_ms = upcoming(reply)
                 if push is not None:
                     pushes.append((k, push))
-                now, next_ms = upcoming(reply)
-                if next_ms == now:
-                    again.append(k)
                 elif next_ms != -1:
                     wake = next_ms - now
                     self._wake_ms = wake if self._wake_ms is None else min(self._wake_ms, wake)
             done = await scripts.batch([push for _, push in pushes]) if pushes else []
+            pending = []
             for (k, _), reply in zip(pushes, done, strict=True):
-                pushed += _pushed(k, reply)
-            pending = again
+                if isinstance(reply, Exception):
+                    log.warning("queue %s: could not push due periodic messages: %s", k.name, reply)
+                else:
+                    pushed += int(reply)
+                    pending.append(k)
         return pushed
 
     async def _run(self, interval: float = DEFAULT_INTERVAL) -> None:
@@ -335,13 +340,6 @@ class ScheduleCore:
                 log.exception("scheduler pass failed; going on")
             if await Pause(max(0.001, wait)):
                 return
-
-
-def _pushed(k: QueueKeys, reply: Any) -> int:
-    if isinstance(reply, Exception):
-        log.warning("queue %s: could not push due periodic messages: %s", k.name, reply)
-        return 0
-    return int(reply)
 
 
 def _entry(

@@ -414,15 +414,19 @@ def test_a_name_in_the_index_no_queue_could_have_is_passed_over(
     assert [e.name for e in sched.list()] == ["tick"]
 
 
-def test_a_scheduler_stops_promptly_whatever_its_interval(r: redis.Redis, prefix: str) -> None:
-    sched = Schedule(r, prefix=prefix)
-    thread = sched.start(interval=30.0)
-    time.sleep(0.1)
+def test_a_scheduler_wakes_when_an_entry_is_due_and_stops_promptly_whatever_its_interval(
+    r: redis.Redis, schedule_of: Callable[..., Any], prefix: str, queue: str
+) -> None:
+    sched = schedule_of(r, prefix=prefix)
+    sched.add("tick", queue, {}, every=0.1)
+    running = sched.start(interval=30.0)  # new entries seen every 30 s; known ones when due
+    wait_for(lambda: len(ticks_in(r, queue, prefix)) >= 3, timeout=15)
     stopped = time.monotonic()
     sched.stop()
-    thread.join(10)
-    assert not thread.is_alive()
+    running.join(10)
+    assert not running.is_alive()
     assert time.monotonic() - stopped < 5.0
+    assert_each_tick_once(ticks_in(r, queue, prefix), 100)
 
 
 # -- the command line ----------------------------------------------------------------------
