@@ -34,7 +34,7 @@ from orizuru_py.cadence import Cadence
 from orizuru_py.keys import QueueKeys, schedules
 from tests.apis import Api
 from tests.clirun import one_error_line, orizuru, started
-from tests.support import wait_for
+from tests.support import running, wait_for
 
 BERLIN = "Europe/Berlin"
 
@@ -317,6 +317,21 @@ def test_consumers_of_either_api_push_due_ticks_as_they_beat_each_once(
     ticks = ticks_in(r, queue, prefix)
     assert min(ticks) == entry.next_due_ms
     assert_each_tick_once(ticks, 100)
+
+
+def test_a_worker_pushes_due_ticks_and_handles_each_once(
+    r: redis.Redis, prefix: str, queue: str
+) -> None:
+    handled: list[int] = []
+    worker = orizuru_py.Worker(
+        r, queue, lambda guard: handled.append(guard.enqueued_ms), pass_guard=True,
+        prefix=prefix, heartbeat_timeout=0.4,
+    )  # fmt: skip
+    entry = Schedule(r, prefix=prefix).add("tick", queue, {}, every=0.1)
+    with running(worker):
+        wait_for(lambda: len(handled) >= 5, timeout=15)
+    assert min(handled) == entry.next_due_ms
+    assert_each_tick_once(handled, 100)
 
 
 def test_a_gc_pass_pushes_due_ticks(r: redis.Redis, prefix: str, queue: str) -> None:
