@@ -85,15 +85,21 @@ def _server_ms(reply: Any) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
+_passed_over: set[str] = set()  # names of the index already logged as no queue's
+
+
 def _targets(names: Sequence[Any], prefix: str) -> list[QueueKeys]:
     """The keys of the queues in the index, sorted; a name no queue could have (whatever
-    could write the index may have written anything) is logged and passed over."""
+    could write the index may have written anything) is passed over, and logged the
+    first time (a scheduler and the dashboard read the index every second or two)."""
     found = []
     for name in sorted({_text(n) for n in names}):
         try:
             found.append(QueueKeys(name, prefix))
         except ValueError as exc:
-            log.warning("schedule index %s names no queue: %s", schedules(prefix), exc)
+            if name not in _passed_over and len(_passed_over) < 1000:
+                _passed_over.add(name)
+                log.warning("schedule index %s names no queue: %s", schedules(prefix), exc)
     return found
 
 

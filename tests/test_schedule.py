@@ -418,15 +418,18 @@ def test_a_foreign_value_in_the_schedule_keys_never_stops_a_consumer(
     assert r.get(k.schedule_due) == b"not a sorted set"
 
 
-def test_a_name_in_the_index_no_queue_could_have_is_passed_over(
-    r: redis.Redis, prefix: str, queue: str
+def test_a_name_in_the_index_no_queue_could_have_is_passed_over_and_logged_once(
+    r: redis.Redis, prefix: str, queue: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    r.sadd(schedules(prefix), "a{b}", "\x1b[31m")
+    bad = f"a{{{uuid.uuid4().hex}}}"
+    r.sadd(schedules(prefix), bad, "\x1b[31m")
     sched = Schedule(r, prefix=prefix)
     sched.add("tick", queue, {}, every=0.05)
     time.sleep(0.1)
-    assert sched.promote() == 1
-    assert [e.name for e in sched.list()] == ["tick"]
+    with caplog.at_level(logging.WARNING, logger="orizuru_py.schedule"):
+        assert sched.promote() == 1
+        assert [e.name for e in sched.list()] == ["tick"]
+    assert caplog.text.count(bad) == 1
 
 
 def test_a_scheduler_wakes_when_an_entry_is_due_and_stops_promptly_whatever_its_interval(
