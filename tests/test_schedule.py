@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 import msgpack
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 import orizuru_py
 import orizuru_py.asyncio as aio
@@ -35,6 +36,7 @@ from orizuru_py.keys import QueueKeys, schedules
 from tests.apis import Api
 from tests.clirun import one_error_line, orizuru, started
 from tests.support import running, wait_for
+from tests.test_cluster import cluster  # noqa: F401 (a fixture: a three-node cluster)
 
 BERLIN = "Europe/Berlin"
 
@@ -362,6 +364,24 @@ def test_three_scheduler_processes_push_each_tick_exactly_once(
     # Every tick from the first to the last one pushed, save those a late pass collapsed.
     assert len(ticks) <= (listed.next_due_ms - min(ticks)) // 100
     assert len(ticks) >= 20  # about 30 on an idle machine
+
+
+def test_entries_of_queues_on_three_cluster_nodes_are_added_moved_pushed_and_removed(
+    cluster: RedisCluster,  # noqa: F811 (the fixture)
+) -> None:
+    prefix = f"sched-{uuid.uuid4().hex[:10]}"
+    sched = Schedule(cluster, prefix=prefix)
+    queues = [f"q{i}" for i in range(6)]  # their slots spread over the three nodes
+    for i, q in enumerate(queues):
+        sched.add(f"e{i}", q, {"i": i}, every=0.1)
+    sched.add("e0", "q5", {"moved": True}, every=0.1)
+    time.sleep(0.15)
+    assert sched.promote() == 6
+    assert sorted((e.name, e.queue) for e in sched.list()) == [("e0", "q5")] + [
+        (f"e{i}", q) for i, q in enumerate(queues) if i
+    ]
+    assert [Queue(cluster, q, prefix=prefix).stats().waiting for q in queues] == [0, 1, 1, 1, 1, 2]
+    assert sched.remove("e3") is True and sched.remove("e3") is False
 
 
 # -- whatever could write the keys ---------------------------------------------------------
