@@ -22,6 +22,7 @@ from .outcome import WorkerStats
 from .peeking import Peeked
 from .producer import Producer
 from .queue import Queue
+from .schedule import Schedule, ScheduleEntry
 from .stats import ConsumerStats, QueueStats
 from .worker import Worker
 
@@ -54,6 +55,8 @@ __all__ = [
     "Queue",
     "QueueKeys",
     "QueueStats",
+    "Schedule",
+    "ScheduleEntry",
     "Worker",
     "WorkerCrashed",
     "WorkerStats",

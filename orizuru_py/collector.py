@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 
-from . import checks, scripts
+from . import checks, schedule, scripts
 from .client import TRANSIENT, Client
 from .heartbeat import PROMOTE_BATCH, recover
 from .keys import QueueKeys
@@ -47,7 +47,7 @@ _MARK_MAX_AGE_MS = 24 * 3600 * 1000
 class CollectReport:
     """What one ``collect()`` did: messages returned to the queue with a delivery
     counted (``requeued``) or uncounted (``released``: never handed out), dead-lettered,
-    consumers reaped, delayed messages promoted."""
+    consumers reaped, delayed messages promoted (periodic ticks pushed too)."""
 
     requeued: int = 0
     dead_lettered: int = 0
@@ -210,7 +210,8 @@ class GarbageCollectorCore:
             n = await step.run()
             promoted += n
             if n < PROMOTE_BATCH:
-                return CollectReport(promoted=promoted)
+                ticks = await schedule.promote(self.keys)  # due periodic messages too
+                return CollectReport(promoted=promoted + ticks)
 
     async def _sweep(self) -> None:
         """Forget lapsed unique keys and stale cancellation marks, a page per pass."""

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import msgpack
 
-from . import envelope, scripts
+from . import envelope, schedule, scripts
 from .client import TRANSIENT
 from .held import Held
 from .keys import QueueKeys
@@ -49,18 +49,20 @@ class Heartbeat:
         self._rates: deque[tuple[float, int, int]] = deque()
 
     async def beat(self, extra: Sequence[tuple[Any, ...]] = ()) -> None:
-        """Register once with a fresh deadline and promote due delayed messages, in one
-        round trip (``extra`` commands too); see pending cancellations."""
+        """Register once with a fresh deadline, promote due delayed messages and see when
+        the first periodic message is due, in one round trip (``extra`` commands too);
+        see pending cancellations; push periodic messages if one was due."""
         k, held = self.keys, self.held
         calls: list[scripts.Command] = [
             scripts.register(k, self.id, self.timeout_ms, self.info()),
             scripts.promote(k, PROMOTE_BATCH),
+            schedule.earliest(k),
             *extra,
         ]
         sent = time.monotonic()
         replies = await scripts.batch(calls)
         fresh, server_ms, pending = raise_any(replies[:1])[0]
-        raise_any(replies[2:])
+        raise_any(replies[3:])
         if isinstance(replies[1], Exception):  # a foreign value in the delayed key, say
             log.warning("queue %s: could not promote delayed messages: %s", k.name, replies[1])
         self.clock = (int(server_ms), sent)
@@ -73,6 +75,7 @@ class Heartbeat:
             held.cancelled = frozenset(i for i, m in zip(ids, marks, strict=True) if m)
         elif held.cancelled:
             held.cancelled = frozenset()
+        await schedule.push_due(k, replies[2], int(server_ms))
 
     def deadline_ms(self) -> int:
         """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by

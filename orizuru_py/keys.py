@@ -16,8 +16,12 @@ Cluster slot and every script can touch them together::
     {prefix}:{queue}:unique_expiry   zset    unique key scored by when it lapses (server ms)
     {prefix}:{queue}:cancel          hash    message id -> state of its cancellation
     {prefix}:{queue}:counts          hash    totals: expired, cancelled, reaped, recovered
+    {prefix}:{queue}:schedule        hash    periodic entry name -> its cadence (``Schedule``)
+    {prefix}:{queue}:schedule_payload hash   periodic entry name -> its payload, encoded
+    {prefix}:{queue}:schedule_due    zset    periodic entry name scored by its next due time (ms)
 
     {prefix}:queues                  set     the registry of queue names (``Queue.all``)
+    {prefix}:schedules               set     the queues periodic entries target
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ def registry(prefix: str = "orizuru") -> str:
     return f"{prefix}:queues"
 
 
+def schedules(prefix: str = "orizuru") -> str:
+    """The set of queues that periodic entries target (outside every queue's slot)."""
+    return f"{prefix}:schedules"
+
+
 @attrs.frozen
 class QueueKeys:
     """The names of one queue's keys under one prefix."""
@@ -85,6 +94,18 @@ class QueueKeys:
     @property
     def registry(self) -> str:
         return registry(self.prefix)
+
+    @property
+    def schedule(self) -> str:
+        return f"{self.base}:schedule"
+
+    @property
+    def schedule_payload(self) -> str:
+        return f"{self.base}:schedule_payload"
+
+    @property
+    def schedule_due(self) -> str:
+        return f"{self.base}:schedule_due"
 
     def processing(self, consumer: str) -> str:
         return f"{self.base}:processing:{consumer}"

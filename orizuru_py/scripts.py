@@ -140,6 +140,11 @@ FIND = Script("find")
 PEEK = Script("peek")
 CANCEL_MARK = Script("cancel_mark")
 CANCEL_END = Script("cancel_end")
+# Periodic messages (schedule.py).
+SCHEDULE_ADD = Script("schedule_add")
+SCHEDULE_REMOVE = Script("schedule_remove")
+SCHEDULE_DUE = Script("schedule_due")
+SCHEDULE_PUSH = Script("schedule_push")
 
 # -- the bindings: each script's keys, in its order, and its arguments ----------------------
 # Lists of messages travel as their packed ids (envelope.packed_ids), oldest first. A
@@ -326,6 +331,37 @@ def cancel_mark(k: QueueKeys, message_id: str) -> ScriptCall:
 def cancel_end(k: QueueKeys, message_id: str, seen: str) -> ScriptCall:
     """Decide a cancellation from where the message was ``seen``."""
     return ScriptCall(CANCEL_END, (k.cancel,), (message_id, seen))
+
+
+def schedule_add(
+    k: QueueKeys, name: str, cadence: bytes, payload: bytes, first_ms: int
+) -> ScriptCall:
+    """Add or replace a periodic entry of this queue; returns the due time in force (the
+    one it had when neither cadence nor payload changed)."""
+    keys = (k.schedule, k.schedule_payload, k.schedule_due)
+    return ScriptCall(SCHEDULE_ADD, keys, (name, cadence, payload, first_ms))
+
+
+def schedule_remove(k: QueueKeys, name: str) -> ScriptCall:
+    """Remove a periodic entry of this queue; 1 if it had it."""
+    keys = (k.schedule, k.schedule_payload, k.schedule_due)
+    return ScriptCall(SCHEDULE_REMOVE, keys, (name,))
+
+
+def schedule_due(k: QueueKeys, limit: int) -> ScriptCall:
+    """The server's time, when the next entry is due, and up to ``limit`` due entries
+    (name, due time, cadence, payload)."""
+    keys = (k.schedule, k.schedule_payload, k.schedule_due)
+    return ScriptCall(SCHEDULE_DUE, keys, (limit,))
+
+
+def schedule_push(k: QueueKeys, ticks: Sequence[tuple[Key, int, int | None, bytes]]) -> ScriptCall:
+    """Push due ticks (entry name, due time read, next due time or None, message or b"":
+    none), each only if its entry is still due at the time read; returns how many."""
+    argv: list[Any] = []
+    for name, due, following, raw in ticks:
+        argv += (name, due, "" if following is None else following, raw)
+    return ScriptCall(SCHEDULE_PUSH, (k.schedule_due, k.queue), tuple(argv))
 
 
 def _flag(on: bool) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from ..peeking import Peeked
+from ..schedule import ScheduleEntry
 from ..stats import SILENT, ConsumerStats, QueueStats
 
 Number = Callable[[int], str]
@@ -54,7 +55,12 @@ CONSUMER_COLUMNS = tuple(
         ("failed/s", True),
     )
 )
+SCHEDULE_COLUMNS = tuple(
+    Column(h, n)
+    for h, n in (("entry", False), ("queue", False), ("cadence", False), ("next due", True))
+)
 OVERDUE = "OVERDUE"
+MAX_PAYLOAD_TEXT = 60  # characters of a periodic entry's payload in a table
 
 
 def age(seconds: float | None) -> str:
@@ -161,8 +167,43 @@ def text_table(columns: Sequence[Column], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line([c.header for c in columns]), *(line(r) for r in rows)])
 
 
-def stats_text(stats: Sequence[QueueStats]) -> str:
-    """The ``orizuru stats`` report: the queues, then their consumers."""
+def due_text(due_ms: int | None, now_ms: int) -> str:
+    """``in 3.2s``; ``late 12.0s`` when nothing has pushed it yet (no worker or scheduler
+    runs for its queue?); ``-`` for none."""
+    if due_ms is None:
+        return "-"
+    if due_ms >= now_ms:
+        return f"in {age((due_ms - now_ms) / 1000)}"
+    return f"late {age((now_ms - due_ms) / 1000)}"
+
+
+def schedule_row(e: ScheduleEntry, now_ms: int, payloads: bool = False) -> list[str]:
+    """A periodic entry; its problem, if any, after its last cell."""
+    row = [
+        printable(e.name),
+        printable(e.queue),
+        printable(e.cadence),
+        due_text(e.next_due_ms, now_ms),
+    ]
+    if payloads:
+        text = payload_text(Peeked(None, None, None, e.payload, b""))
+        row.append(
+            printable(text[:MAX_PAYLOAD_TEXT] + ("..." if len(text) > MAX_PAYLOAD_TEXT else ""))
+        )
+    if e.error is not None:
+        row[-1] += f"  [{printable(e.error)}]"
+    return row
+
+
+def schedule_text(entries: Sequence[ScheduleEntry], now_ms: int, payloads: bool = False) -> str:
+    columns = SCHEDULE_COLUMNS + ((Column("payload", False),) if payloads else ())
+    return text_table(columns, [schedule_row(e, now_ms, payloads) for e in entries])
+
+
+def stats_text(
+    stats: Sequence[QueueStats], entries: Sequence[ScheduleEntry] = (), now_ms: int = 0
+) -> str:
+    """The ``orizuru stats`` report: the queues, their consumers, the periodic entries."""
     if not stats:
         return "no queues (the registry is empty: nothing has been pushed or taken yet)"
     parts = [text_table(QUEUE_COLUMNS, [queue_row(s) for s in stats]), ""]
@@ -171,4 +212,6 @@ def stats_text(stats: Sequence[QueueStats]) -> str:
         parts.append(text_table(CONSUMER_COLUMNS, consumers))
     else:
         parts.append("no consumers")
+    if entries:
+        parts += ["", schedule_text(entries, now_ms)]
     return "\n".join(parts)

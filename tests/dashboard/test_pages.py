@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import redis
 from playwright.sync_api import Page, expect
 
-from orizuru_py import Consumer, GarbageCollector, Producer, Queue
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue, Schedule
+from orizuru_py.keys import QueueKeys
 from tests.support import Proxy, wait_for
 
 from .conftest import dead_letter, push, vanished_consumer
@@ -278,3 +280,43 @@ def test_the_overview_comes_a_page_of_queues_at_a_time(
     expect(page.locator("tbody tr[data-queue]")).to_have_count(20)
     expect(page.locator(".toolbar")).to_contain_text(f"101{DASH}120 of 120 queues")
     shots(page, "overview-page-2")
+
+
+def test_the_overview_lists_periodic_messages_soonest_first_and_marks_the_late_and_unreadable(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, shots: Shots
+) -> None:
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    dashboard = serve()
+    page.goto(dashboard.url + "/")
+    expect(page.locator("tbody tr.empty-row").first).to_be_visible()
+    expect(page.locator("#schedules")).to_be_hidden()  # none yet: no card
+
+    sched = Schedule(r, prefix=prefix)
+    sched.add("leap-day", "reports", {"kind": "leap"}, cron="0 3 29 2 *", tz="Europe/Berlin")
+    sched.add("ping", "pings", {}, every=600.0)
+    sched.add("heartbeat", "pings", {}, every=0.3)  # nobody pushes it: late within 2 s
+    sched.add("<img/src=x/onerror=window.__xss=1>", "pings", {}, every=120.0)
+    sched.add("broken", "pings", {}, every=60.0)
+    r.hset(QueueKeys("pings", prefix).schedule, "broken", b"\xc1 not a cadence")
+    rows = page.locator("#schedules tbody tr[data-entry]")
+    expect(rows).to_have_count(5)  # it appears without a reload
+    order = ["heartbeat", "broken", "<img/src=x/onerror=window.__xss=1>", "ping", "leap-day"]
+    for i, name in enumerate(order):  # soonest due first
+        expect(rows.nth(i)).to_have_attribute("data-entry", name)
+    expect(rows.nth(3)).to_contain_text(re.compile(r"every 600s\s*in (9|10) min"))
+    leap = page.locator('tr[data-entry="leap-day"]')
+    expect(leap).to_contain_text("0 3 29 2 * (Europe/Berlin)")
+    expect(leap.locator("a")).to_have_attribute("href", "/queues/reports")
+    expect(page.locator('tr[data-entry="heartbeat"] .badge.warn')).to_have_text("late")
+    expect(page.locator('tr[data-entry="broken"] .badge.bad')).to_have_text("unreadable")
+    expect(page.locator('tr[data-entry="broken"]')).to_contain_text("?")
+    expect(page.locator('tr[data-entry="<img/src=x/onerror=window.__xss=1>"]')).to_have_count(1)
+    doc = page.evaluate("async () => (await fetch('/api/schedules')).json()")
+    by_name = {e["name"]: e for e in doc["schedules"]}
+    assert doc["total"] == len(by_name) == 5 and "msgpack" in by_name["broken"]["error"]
+    shots(page, "schedules")
+
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img").count() == 0
+    assert dialogs == []

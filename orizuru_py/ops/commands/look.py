@@ -9,6 +9,7 @@ from typing import Any
 
 from ...peeking import MAX_PEEK, PEEK_BYTES, WHERE, Peeked
 from ...queue import Queue
+from ...schedule import Schedule
 from .. import views
 from ..clients import safe
 from ..loading import load_codec
@@ -41,16 +42,22 @@ def cmd_stats(args: argparse.Namespace) -> int:
     r = client_of(args)
     for name in args.queues:
         known(r, name, args.prefix)
+    schedule = Schedule(r, prefix=args.prefix)
 
     def show() -> None:
         names = args.queues or Queue.all(r, args.prefix)
         stats = Queue.stats_of(r, names, args.prefix) if names else []
+        entries = [e for e in schedule.list(payloads=False) if e.queue in names]
         if args.json:
-            print(json.dumps({"queues": [s.to_json() for s in stats]}), flush=True)
+            doc = {
+                "queues": [s.to_json() for s in stats],
+                "schedules": [e.to_json() for e in entries],
+            }
+            print(json.dumps(doc), flush=True)
             return
         if args.watch:
             print(f"-- {time.strftime('%Y-%m-%d %H:%M:%S')}  {safe(url_of(args))}")
-        print(views.stats_text(stats), flush=True)
+        print(views.stats_text(stats, entries, int(time.time() * 1000)), flush=True)
 
     show()
     while args.watch:

@@ -39,12 +39,14 @@ from starlette.types import ASGIApp
 from ...keys import registry, validate_name
 from ...peeking import MAX_OFFSET
 from ...queue import Queue
+from ...schedule import Schedule
 from .actions import ACTIONS
 from .documents import PREVIEW_BYTES, message_json
 from .history import History, Totals
 from .security import CSRF_HEADER, Gate, SecurityHeaders, allowed_hosts
 
 PAGE = 50  # messages per page of a list
+SCHEDULES_SHOWN = 100  # periodic entries listed (the soonest due), of however many
 QUEUES_PAGE, MAX_QUEUES_PAGE = 100, 500  # queues per page of the overview: default, most
 _CHUNK = 1000  # queues per round trip when the sampler reads them all
 STATIC = Path(__file__).parent / "static"
@@ -108,6 +110,18 @@ class Dashboard:
             "more": offset + limit < len(names),
             "totals": totals and totals.to_json(),
             "totals_ms": totals_ms,
+        }
+
+    def schedules(self) -> dict[str, Any]:
+        """The periodic entries due soonest, without their payloads, how many there are,
+        and the server's time, which their due times are reckoned on: what the overview
+        shows."""
+        entries = Schedule(self.r, prefix=self.settings.prefix).list(payloads=False)
+        seconds, micros = self.r.time()
+        return {
+            "schedules": [e.to_json() for e in entries[:SCHEDULES_SHOWN]],
+            "total": len(entries),
+            "now_ms": int(seconds) * 1000 + int(micros) // 1000,
         }
 
     def messages(self, name: str, where: str, offset: int) -> dict[str, Any]:
@@ -195,6 +209,9 @@ def _routes(d: Dashboard) -> list[Route | Mount]:
         offset = _int(request, "offset", 0, MAX_OFFSET)
         return await _json(lambda: d.messages(name, where, offset))
 
+    async def schedules(request: Request) -> Response:
+        return await _json(d.schedules)
+
     async def history(request: Request) -> Response:
         queue = request.query_params.get("queue")
         doc = {
@@ -223,6 +240,7 @@ def _routes(d: Dashboard) -> list[Route | Mount]:
         Route("/queues/{name:path}", queue_page),
         Route("/api/queues", queues),
         Route("/api/history", history),
+        Route("/api/schedules", schedules),
         Route("/api/csrf", csrf),
         Route("/api/queues/{name:path}", one_queue),
         Route("/api/messages/{name:path}", messages),

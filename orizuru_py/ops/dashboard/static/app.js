@@ -182,8 +182,10 @@
     const tiles = el("div", { class: "tiles" });
     const charts = chartCards();
     const list = el("div", { class: "card flush" });
+    const periodic = el("div", { class: "card flush", id: "schedules", hidden: true });
     main.replaceChildren(
-      el("div", { class: "title-row" }, el("h1", { text: "Queues" })), tiles, charts.cards, list);
+      el("div", { class: "title-row" }, el("h1", { text: "Queues" })), tiles, charts.cards, list,
+      periodic);
     const history = historyOf(null);
     let offset = Math.max(0, parseInt(new URLSearchParams(location.search).get("offset") || "0", 10) || 0);
     function go(o) {
@@ -192,7 +194,8 @@
       tick();
     }
     render = async () => {
-      const [doc, h] = await Promise.all([api(`/api/queues?offset=${offset}`), history()]);
+      const [doc, h, sched] = await Promise.all(
+        [api(`/api/queues?offset=${offset}`), history(), api("/api/schedules")]);
       tiles.replaceChildren(...overviewTiles(doc));
       const shown = doc.queues.length;
       const range = shown ? `${int(offset + 1)}–${int(offset + shown)} of ${int(doc.total)} queues`
@@ -205,8 +208,34 @@
         ["Unacked", "num"], ["Dead", "num"], ["Consumers", "num"], ["Acked/s", "num"],
         ["Failed/s", "num"], ["Latency", "num"], ["State"],
       ], doc.queues.map(queueRow), "No queues yet: a queue is listed once a producer or consumer uses it."));
+      periodic.hidden = !sched.total;
+      periodic.replaceChildren(...scheduleCard(sched));
       charts.draw(h);
     };
+  }
+
+  // The periodic entries, soonest due first: one past due (late) has had nobody to push
+  // it, no worker or scheduler running for its queue.
+  function scheduleCard(doc) {
+    const shown = doc.schedules.length < doc.total
+      ? ` (the ${doc.schedules.length} due soonest of ${int(doc.total)})` : "";
+    const skew = Date.now() - doc.now_ms;  // the server's clock on this browser's
+    const rows = doc.schedules.map((e) => {
+      const late = e.next_due_ms !== null && e.next_due_ms + skew < Date.now() - 1000;
+      return el("tr", { "data-entry": e.name },
+        el("td", { class: "mono", text: e.name }),
+        el("td", { class: "name" },
+          el("a", { href: `/queues/${encodeURIComponent(e.queue)}`, text: e.queue })),
+        el("td", { class: "mono", text: e.cadence }),
+        el("td", { class: "num" }, e.next_due_ms === null ? "–" : when(e.next_due_ms + skew),
+          late ? [" ", el("span", { class: "badge warn", text: "late",
+            title: "due, and not pushed yet: is a worker or a scheduler running for its queue?" })] : null),
+        el("td", {}, e.error ? el("span", { class: "badge bad", text: "unreadable", title: e.error })
+          : el("span", { class: "badge ok", text: "scheduled" })));
+    });
+    return [el("h2", { text: `Periodic messages${shown}` }), table([
+      ["Entry"], ["Queue"], ["Cadence"], ["Next due", "num"], ["State"],
+    ], rows, "No periodic messages.")];
   }
 
   // Totals over every queue: of the page when it holds them all, else of the last sample.
