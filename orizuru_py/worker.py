@@ -68,9 +68,7 @@ class WorkerDriver(Driver):
         super().__init__(r)
         self.core = core
         self.mutex = threading.Lock()
-        self.channels = {
-            on: threading.Condition(self.mutex) for on in ("room", "work", "control")
-        }
+        self.channels = {on: threading.Condition(self.mutex) for on in ("room", "work", "control")}
 
     def _perform(self, op: Any) -> Any:
         kind = type(op)

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..checks import is_async
 from ..client import TRANSIENT, Commands
-from ..errors import WorkerCrashed
 from ..control import Wait, Wake
+from ..errors import WorkerCrashed
 from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
 from .collector import GarbageCollector
