@@ -56,7 +56,7 @@ async def deliver(
                 expired.setdefault(key, []).append(raw)
                 continue
         guard = make(held, driver, raw, mid, payload, deliveries + 1, enqueued_ms, unique_key)
-        guard.started = key is processing
+        guard.started, guard.epoch = key is processing, held.epoch
         guards.append(guard)
     for raw, reason, key in bad:
         await dead_letter_garbage(held, raw, reason, key)

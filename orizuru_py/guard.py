@@ -39,6 +39,7 @@ class GuardCore:
     unique_key: str | None = None
     settled: bool = False
     started: bool = False  # a worker's: taken straight into the processing list
+    epoch: int = 0  # its consumer's epoch when taken (see Held.fence)
 
     @property
     def queue(self) -> str:

@@ -59,7 +59,7 @@ class RunChunk(Request):
 
     queue: str
     guards: Sequence[GuardCore]
-    ack_within: float | None
+    ack_within: float
 
 
 @attrs.frozen
@@ -256,7 +256,7 @@ class WorkerCore:
                     return
                 continue  # another loop took it first
             lane, guards, began = chunk
-            if not began:  # taken straight into the processing list: started already
+            if not began:  # else taken straight into the processing list: started already
                 ticket = control.start(lane, guards)
                 await Notify(control=True)
                 await Wait(ticket)
@@ -271,8 +271,12 @@ class WorkerCore:
         """Run the handler on a started chunk and leave the acks of what succeeded for the
         control loop: as the chunk runs, when it runs long, not only at its end."""
         begun = time.perf_counter()
-        within = ACK_WITHIN if self.pace.per_message * len(guards) > ACK_WITHIN else None
-        rest = guards
+        # A chunk comes back to the plan between handlers: after ACK_WITHIN when it runs long
+        # (its acks go out), and in any case within a quarter of the heartbeat timeout (a
+        # handler that blocked everything may have outlived this worker's registration).
+        long = self.pace.per_message * len(guards) > ACK_WITHIN
+        within = ACK_WITHIN if long else lane.consumer.heartbeat_timeout / 4
+        rest = _unfenced(lane, guards)
         while rest:
             outcomes: list[Outcome] = await RunChunk(lane.queue, rest, within)
             done: list[GuardCore] = []
@@ -285,7 +289,7 @@ class WorkerCore:
                     done.append(guard)
                     if self.observer is not None:
                         self._timings[guard] = seconds
-            rest = rest[len(outcomes) :]
+            rest = _unfenced(lane, rest[len(outcomes) :])  # a long run may have outlived us
             if done:
                 self.control.ack(lane, done)
                 await Notify(control=True)
@@ -409,3 +413,23 @@ def _give_up(parts: Sequence[Part]) -> int:
         part.held.abandon([g.raw for g in part.done], seen=True)
         part.held.abandon([g.raw for g in part.chunk])
     return sum(len(part.done) + len(part.chunk) for part in parts)
+
+
+def _unfenced(lane: Lane, guards: list[GuardCore]) -> list[GuardCore]:
+    """The guards of a started chunk still this worker's. A worker whose last beat is so
+    old that its deadline has passed (its event loop was blocked, its process frozen)
+    may have been reaped, and what it took may run elsewhere: it runs none of it (the
+    next reconcile returns, uncounted, whatever the GC did not)."""
+    consumer = lane.consumer
+    if consumer.heartbeat.late():
+        consumer.heartbeat.fence()
+    held = consumer.held
+    void = [g for g in guards if g.epoch != held.epoch]
+    if not void:
+        return guards
+    for g in void:
+        g.settled = True
+    held.forget([g.raw for g in void])
+    log.warning("worker %s: %d message(s) taken before it was reaped are not run here",
+                held.consumer_id, len(void))  # fmt: skip
+    return [g for g in guards if g.epoch == held.epoch]

@@ -46,6 +46,7 @@ class Heartbeat:
         self.clock = (0, 0.0)  # (server ms, monotonic s) when the last beat was sent
         self.registered = False
         self._born_ms = envelope.now_ms()
+        self._fenced = 0.0  # when (monotonic) we last fenced off what we held
         self._rates: deque[tuple[float, int, int]] = deque()
 
     async def beat(self, extra: Sequence[tuple[Any, ...]] = ()) -> None:
@@ -77,6 +78,20 @@ class Heartbeat:
             held.cancelled = frozenset()
         await schedule.push_due(k, replies[2], int(server_ms))
 
+    def late(self) -> bool:
+        """Whether the GC may have reaped us since our last beat went through, or since
+        the last fence: a timeout has passed since then (reckoned from when that beat was
+        sent: early, never late)."""
+        return time.monotonic() - max(self.clock[1], self._fenced) > self.timeout_ms / 1000
+
+    def fence(self) -> None:
+        """Fence off what we hold: guards taken before now must not run here
+        (``Held.fence``), and our lists are reconciled. Takes from now on register a
+        deadline a timeout ahead, so what they bring is safe for that long."""
+        self._fenced = time.monotonic()
+        self.held.fence()
+        self.held.stale = True
+
     def deadline_ms(self) -> int:
         """A deadline ``timeout`` ahead on the server's clock, as last read and advanced by
         ours since (taken from when the beat was sent: a little late, never early)."""
@@ -84,14 +99,18 @@ class Heartbeat:
         return server_ms + int((time.monotonic() - at) * 1000) + self.timeout_ms
 
     def fresh(self, queue: str) -> None:
-        """The server did not know us: first registration, or we had been reaped."""
+        """The server did not know us: first registration, or we had been reaped (then
+        what we held before is fenced off: the GC returned it to the queue)."""
         if self.registered:
             log.warning(
-                "consumer %s of queue %s had been reaped (frozen past its deadline?); "
-                "registered again, its earlier messages were returned to the queue",
+                "consumer %s of queue %s had been reaped (frozen past its deadline, or "
+                "its event loop blocked?); registered again, its earlier messages were "
+                "returned to the queue and none of them not yet begun will run here",
                 self.id,
                 queue,
             )
+            if time.monotonic() - self._fenced > self.timeout_ms / 1000:  # else fenced since
+                self.fence()
         self.registered = True
 
     def info(self) -> bytes:

@@ -40,6 +40,7 @@ class Held:
         self.cancels_pending = 0  # cancellations pending in the queue, as last seen
         self.cancelled: frozenset[str] = frozenset()  # ids of ours cancelled in flight
         self.registered: set[str] = set()  # queue names this consumer has registered
+        self.epoch = 0  # raised when the consumer finds it was reaped: older guards are void
 
     def remember(self, raws: list[bytes]) -> list[bytes]:
         if raws:
@@ -97,6 +98,11 @@ class Held:
         with self._lock:
             self._copies.clear()
             self.count = 0
+
+    def fence(self) -> None:
+        """We had been reaped: what we held went back to the queue, and guards taken before
+        (their ``epoch``) must not be begun here (a worker drops those it has not begun)."""
+        self.epoch += 1
 
     def registering(self, keys: QueueKeys) -> list[tuple[str, ...]]:
         """The command adding a queue this consumer uses to the registry, until sent once

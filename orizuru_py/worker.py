@@ -110,13 +110,12 @@ class WorkerDriver(Driver):
     def _run_chunk(self, op: RunChunk) -> list[Outcome]:
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
-        timed = observer is not None or op.ack_within is not None
         out: list[Outcome] = []
-        begun = clock() if timed else 0.0
+        begun = clock()
         for guard in op.guards:
             if observer is not None:
                 observer.started(op.queue, guard.id)
-            t0 = clock() if timed else 0.0
+            t0 = clock()
             try:
                 result = handler(guard if pass_guard else guard.payload)
                 if result is not None and inspect.isawaitable(result):
@@ -124,9 +123,9 @@ class WorkerDriver(Driver):
                 error = None
             except BaseException as exc:  # SystemExit and CancelledError too: a failed attempt
                 error = exc
-            now = clock() if timed else 0.0
+            now = clock()
             out.append((error, now - t0))
-            if error is None and op.ack_within is not None and now - begun > op.ack_within:
+            if error is None and now - begun > op.ack_within:
                 break
         return out
 

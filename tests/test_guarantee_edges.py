@@ -250,3 +250,46 @@ def test_a_handler_that_cancels_its_own_task_is_a_failed_attempt_and_the_worker_
 
     asyncio.run(main())
     assert sorted(x for x in handled if x != "cancel me") == list(range(20))
+
+
+def test_a_handler_that_blocks_the_event_loop_past_the_deadline_runs_nothing_twice_but_itself(
+    redis_url: str, r: redis.Redis, queue: str
+) -> None:
+    """The beat runs on the loop: a handler that blocks it past heartbeat_timeout gets its
+    worker reaped (another process's GC returns what it held). Before: the worker then ran
+    the messages it had taken before the reap, which ran elsewhere too. Now a late beat
+    that finds it was reaped fences them off: what runs twice is the blocking message
+    itself (running when it was returned) and messages handled before it whose acks had
+    not left yet (the usual at-least-once duplicate of a consumer declared dead). What a
+    loop-blocking handler costs is in the README."""
+    total = 300
+    Producer(r, queue).push_many(range(total))
+    runs: list[int] = []
+
+    async def handler(n: int) -> None:
+        runs.append(n)
+        if n == 5 and runs.count(5) == 1:
+            time.sleep(3.0)  # blocks the event loop, and the beat with it
+
+    async def main() -> None:
+        ar = redis.asyncio.Redis.from_url(redis_url)
+        worker = aio.Worker(ar, queue, handler, concurrency=4, heartbeat_timeout=1.0,
+                            gc_interval=None)  # fmt: skip
+        running = asyncio.ensure_future(worker.run())
+        deadline = time.monotonic() + 30
+        while len(set(runs)) < total and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        worker.stop()
+        await running
+        await ar.aclose()
+
+    collecting = GarbageCollector(r, queue)
+    collector = collecting.start(0.1)  # another process's GC, reaping as soon as it may
+    asyncio.run(main())
+    collecting.stop()
+    collector.join(5)
+    assert set(runs) == set(range(total))
+    blocked = runs.index(5)
+    twice = {n for n in set(runs) if runs.count(n) > 1}
+    assert all(runs.index(n) <= blocked for n in twice), (twice, runs[: blocked + 5])
+    Queue(r, queue).purge()

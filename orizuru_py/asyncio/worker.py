@@ -115,7 +115,7 @@ class AsyncWorkerDriver(AsyncDriver):
                 error = exc
             now = clock()
             out.append((error, now - t0))
-            if error is None and op.ack_within is not None and now - begun > op.ack_within:
+            if error is None and now - begun > op.ack_within:
                 break
         return out
 
