@@ -108,7 +108,7 @@ def failover(
                 os.kill(replica.pid, signal.SIGCONT)
             group.wait_for_failover()
             promoted = time.monotonic() - killed_at
-            group.restart_old_primary(timeout=60)  # a full resync; slow on a busy machine
+            group.restart_old_primary(timeout=180)  # a full resync: minutes on a busy machine
             pusher.join(120)
 
             def handled() -> set[str]:
