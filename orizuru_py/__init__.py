@@ -13,10 +13,13 @@ from .errors import (
     EncodeError,
     NotConfirmed,
     OrizuruError,
+    RateLimited,
+    TimeLimitExceeded,
     WorkerCrashed,
 )
 from .guard import MessageGuard
 from .keys import QueueKeys
+from .limits import RateLimit
 from .observer import Observer
 from .outcome import WorkerStats
 from .peeking import Peeked
@@ -55,8 +58,11 @@ __all__ = [
     "Queue",
     "QueueKeys",
     "QueueStats",
+    "RateLimit",
+    "RateLimited",
     "Schedule",
     "ScheduleEntry",
+    "TimeLimitExceeded",
     "Worker",
     "WorkerCrashed",
     "WorkerStats",

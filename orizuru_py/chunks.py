@@ -18,30 +18,42 @@ from . import scripts, search
 from .guard import GuardCore, ack_step
 from .heartbeat import RECOVER_CHUNK
 from .held import Held
+from .limits import RateLimit
 from .plan import raise_any
 
 
 @attrs.frozen
 class Part:
-    """One consumer's share of a commit: messages it acks, and a chunk it starts."""
+    """One consumer's share of a commit: messages it acks, and a chunk it starts (each
+    start counted against ``rate``, when the worker has a rate limit)."""
 
     held: Held
     done: Sequence[GuardCore] = ()
     chunk: Sequence[GuardCore] = ()
+    rate: RateLimit | None = None
 
 
-async def commit(parts: Sequence[Part], resent: bool = False) -> list[list[GuardCore]]:
+@attrs.frozen
+class Committed:
+    """What a commit started: per part, the guards of its chunk to handle (the others
+    were cancelled, taken back by the GC, or throttled); ``wait``: seconds until the
+    queue's own rate limiter lets a start through, when it throttled some (else 0)."""
+
+    started: list[list[GuardCore]]
+    wait: float = 0.0
+
+
+async def commit(parts: Sequence[Part], resent: bool = False) -> Committed:
     """Ack and start every part's messages in one round trip (messages deep in a list
-    are searched for in further calls, see search.py). Returns, per part, the guards of
-    its chunk to handle; the others were cancelled, or taken back by the GC. ``resent``:
-    after a lost reply, when the first sending may have been applied."""
-    calls: list[scripts.Command] = []
+    are searched for in further calls, see search.py). ``resent``: after a lost reply,
+    when the first sending may have been applied."""
     steps: list[tuple[Held, list[bytes], search.Step]] = []
     for part in parts:
         for done in _slices(part.done):
             steps.append((part.held, [g.raw for g in done], ack_step(done)))
         for chunk in _slices(part.chunk):
-            steps.append((part.held, [g.raw for g in chunk], _start_step(part.held, resent)))
+            step = _start_step(part.held, resent, part.rate, chunk)
+            steps.append((part.held, [g.raw for g in chunk], step))
     calls = [step(raws, False) for _, raws, step in steps]
     try:
         replies = raise_any(await scripts.batch(calls))
@@ -56,7 +68,8 @@ async def commit(parts: Sequence[Part], resent: bool = False) -> list[list[Guard
                 part.held.abandon([g.raw for g in part.chunk])
         raise
     statuses = iter(found)
-    return [_settled(part, statuses) for part in parts]
+    waits = [int(r[3]) for r in replies if isinstance(r, list) and len(r) > 3]
+    return Committed([_settled(part, statuses) for part in parts], max(waits, default=0) / 1000)
 
 
 def _slices(guards: Sequence[GuardCore]) -> list[Sequence[GuardCore]]:
@@ -64,16 +77,23 @@ def _slices(guards: Sequence[GuardCore]) -> list[Sequence[GuardCore]]:
     return [guards[i : i + scripts.BUDGET] for i in range(0, len(guards), scripts.BUDGET)]
 
 
-def _start_step(held: Held, resent: bool) -> search.Step:
+def _start_step(
+    held: Held, resent: bool, rate: RateLimit | None, chunk: Sequence[GuardCore]
+) -> search.Step:
+    names = {g.raw: rate.name_of(g.payload) for g in chunk} if rate is not None else {}
+
     def start(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
-        return scripts.start(held.keys, held.prefetch, held.processing, raws, resent, rotate)
+        limited = (rate, [names[r] for r in raws]) if rate is not None else None
+        k = held.keys
+        return scripts.start(k, held.prefetch, held.processing, raws, resent, rotate, limited)
 
     return start
 
 
 def _settled(part: Part, statuses: Iterator[list[int]]) -> list[GuardCore]:
     """The bookkeeping of one part after its commit: the acked ones forgotten, the
-    chunk's guards to run (status 1 started, 3 started by a lost first sending)."""
+    chunk's guards to run (status 1 started, 3 started by a lost first sending; the
+    others are no longer this worker's: 0 gone, 2 cancelled, 4 throttled)."""
     held = part.held
     for _ in _slices(part.done):
         next(statuses)
@@ -96,7 +116,7 @@ async def settle_start(
     held: Held, done: Sequence[GuardCore], chunk: Sequence[GuardCore], resent: bool = False
 ) -> list[GuardCore]:
     """Ack ``done`` and start ``chunk`` of one consumer in one round trip (``commit``)."""
-    return (await commit([Part(held, done, chunk)], resent))[0]
+    return (await commit([Part(held, done, chunk)], resent)).started[0]
 
 
 async def release(held: Held, started: Sequence[GuardCore] = ()) -> int:

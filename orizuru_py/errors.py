@@ -49,6 +49,27 @@ class NotConfirmed(OrizuruError):
         self.local_fsync = local_fsync
 
 
+class RateLimited(OrizuruError):
+    """Raised by a handler (the API it calls answered 429, say): its message comes back
+    in ``retry_after`` seconds without counting an attempt, and the Worker's rate limiter
+    for it (the queue's, or its key's) lets nothing start meanwhile."""
+
+    def __init__(self, retry_after: float) -> None:
+        if (
+            not isinstance(retry_after, int | float)
+            or isinstance(retry_after, bool)
+            or not 0 <= retry_after < 86_400
+        ):
+            raise ValueError(f"retry_after must be from 0 s to a day, got {retry_after!r}")
+        super().__init__(f"rate limited: retry after {retry_after:g} s")
+        self.retry_after = float(retry_after)
+
+
+class TimeLimitExceeded(OrizuruError):
+    """A handler ran past the Worker's ``time_limit``: a failed attempt, its late result
+    ignored."""
+
+
 class WorkerCrashed(OrizuruError):
     """A Worker's own thread (or task) died; the worker stopped at once, its heartbeat
     with it, so the garbage collector returns what it held. The cause is chained."""

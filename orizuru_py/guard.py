@@ -127,6 +127,19 @@ class GuardCore:
         )
         return self._settle(done, handled=False)
 
+    async def _throttled(self, delay: float, limiter: str) -> bool:
+        """Back to this queue after ``delay`` seconds, uncounted: its handler was rate
+        limited (``RateLimited``). Its limiter ("" the queue's own) lets nothing start
+        meanwhile."""
+        self._check()
+        h, delay_ms = self.held, checks.delay_ms(delay)
+        done = await self._settling(
+            lambda raws, rotate: scripts.retry(
+                h.keys, h.processing, raws, delay_ms, rotate, limiter=limiter
+            )
+        )
+        return self._settle(done, handled=False)
+
     async def _dead_letter(self, reason: str = "dead-lettered by the application") -> bool:
         """Move the message straight to the dead-letter list, with ``reason``."""
         self._check()

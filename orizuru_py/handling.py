@@ -26,7 +26,7 @@ import attrs
 
 from . import checks
 from .backoff import Backoff, Exponential
-from .chunks import Part, commit, release
+from .chunks import Committed, Part, commit, release
 from .client import TRANSIENT, Client
 from .codecs import Codec
 from .collector import CollectReport
@@ -35,10 +35,12 @@ from .control import Control, Wait, Wake
 from .guard import GuardCore
 from .held import Held
 from .lanes import Lane, Lanes, Pace
+from .limits import RateLimit, Throttle
 from .observer import Observer
 from .outage import Retrying
 from .outcome import WorkerStats, judge
 from .plan import Pause, Plan, Request
+from .timelimit import Outcome
 
 log = logging.getLogger("orizuru_py.worker")
 
@@ -91,9 +93,6 @@ class Via(Request):
     plan: Plan[Any]
 
 
-Outcome = tuple[BaseException | None, float]
-
-
 class WorkerCore:
     """A worker's lanes, its hand and its rules. The fronts give the classes of their API
     (``consumer_class``, ``gc_class``, ``driver_class``, which performs the requests
@@ -121,6 +120,8 @@ class WorkerCore:
         prefix: str = "orizuru",
         name: str | None = None,
         observer: Observer | None = None,
+        rate_limit: RateLimit | None = None,
+        time_limit: float | None = None,
     ) -> None:
         if not callable(handler):
             raise TypeError(f"handler must be callable, got {type(handler).__name__}")
@@ -134,6 +135,10 @@ class WorkerCore:
             raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
         if not isinstance(drain_timeout, int | float) or drain_timeout < 0:
             raise ValueError(f"drain_timeout must be >= 0 seconds, got {drain_timeout!r}")
+        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+            raise TypeError(f"rate_limit must be a RateLimit, got {type(rate_limit).__name__}")
+        if time_limit is not None:
+            time_limit = checks.seconds(time_limit, "time_limit", positive=True, most=86_400)
         self.queues = checks.queues(queues)
         self.handler = handler
         self.concurrency = concurrency
@@ -142,6 +147,9 @@ class WorkerCore:
         self.drain_timeout = drain_timeout
         self.pass_guard = pass_guard
         self.observer = observer
+        self.rate_limit = rate_limit
+        self.throttle = Throttle()  # the queue's own limiter said wait
+        self.time_limit = time_limit
         self.stats = WorkerStats()
         self.gc_interval = gc_interval
         self.pace = Pace(concurrency, prefetch)
@@ -213,8 +221,9 @@ class WorkerCore:
                 return
             with self._hand:
                 room = lanes.room(lane)
-            # A thread would take the whole batch as one chunk: take it started.
-            direct = room > 1 and self.pace.chunk(room) >= room
+            # A thread would take the whole batch as one chunk: take it started (unless
+            # each start must pass the rate limiter).
+            direct = room > 1 and self.pace.chunk(room) >= room and self.rate_limit is None
             started = time.perf_counter()
             guards = await self._fetch(lane, room, 0, direct)
             if len(guards) == room:  # the queue had enough: a fetch, not a wait
@@ -257,6 +266,8 @@ class WorkerCore:
                 continue  # another loop took it first
             lane, guards, began = chunk
             if not began:  # else taken straight into the processing list: started already
+                while self.throttle.left() > 0 and not self.stopping:
+                    await Pause(min(self.throttle.left(), 0.2))  # sleep, as the limiter said
                 ticket = control.start(lane, guards)
                 await Notify(control=True)
                 await Wait(ticket)
@@ -276,7 +287,7 @@ class WorkerCore:
         # handler that blocked everything may have outlived this worker's registration).
         long = self.pace.per_message * len(guards) > ACK_WITHIN
         within = ACK_WITHIN if long else lane.consumer.heartbeat_timeout / 4
-        rest = _unfenced(lane, guards)
+        rest = lane.unfenced(guards)
         while rest:
             outcomes: list[Outcome] = await RunChunk(lane.queue, rest, within)
             done: list[GuardCore] = []
@@ -289,7 +300,7 @@ class WorkerCore:
                     done.append(guard)
                     if self.observer is not None:
                         self._timings[guard] = seconds
-            rest = _unfenced(lane, rest[len(outcomes) :])  # a long run may have outlived us
+            rest = lane.unfenced(rest[len(outcomes) :])  # a long run may have outlived us
             if done:
                 self.control.ack(lane, done)
                 await Notify(control=True)
@@ -308,13 +319,15 @@ class WorkerCore:
             lanes = list(dict.fromkeys([*acks, *(t.lane for t in tickets)]))
             parts = [
                 Part(lane.consumer.held, acks.get(lane, []),
-                     [g for t in tickets if t.lane is lane for g in t.chunk])
+                     [g for t in tickets if t.lane is lane for g in t.chunk], self.rate_limit)
                 for lane in lanes
             ]  # fmt: skip
-            started = await self._settling(
+            started: Committed | None = await self._settling(
                 "ack and start", partial(commit, parts), partial(_give_up, parts)
             )
-            running = {id(g) for part in started or () for g in part}
+            if started is not None and started.wait:
+                self.throttle.hold(started.wait)
+            running = {id(g) for part in (started.started if started else ()) for g in part}
             for ticket in tickets:
                 ticket.started = [g for g in ticket.chunk if id(g) in running]
             await Wake(tuple(tickets))
@@ -335,11 +348,17 @@ class WorkerCore:
             self.observer.acked(guard.queue, guard.id, seconds)
 
     async def _failed(self, lane: Lane, guard: GuardCore, exc: BaseException) -> None:
-        self.stats.failed += 1
-        failure = judge(guard, exc, self.max_attempts, self.backoff)
+        failure = judge(guard, exc, self.max_attempts, self.backoff, self.rate_limit)
+        if failure is None or failure.limiter is None:
+            self.stats.failed += 1
         if failure is None:
             return
-        if failure.delay is None:
+        if failure.limiter is not None:  # RateLimited: back later, no attempt counted
+            self.stats.rate_limited += 1
+            if not failure.limiter:
+                self.throttle.hold(failure.delay or 0.0)
+            settle = partial(guard._throttled, failure.delay or 0.0, failure.limiter)
+        elif failure.delay is None:
             self.stats.dead_lettered += 1
             settle = partial(guard._dead_letter, failure.reason)
         else:
@@ -347,7 +366,7 @@ class WorkerCore:
             settle = partial(guard._retry, failure.delay)
         part = [Part(lane.consumer.held, done=[guard])]
         await self._settling("settle", lambda again: settle(), partial(_give_up, part))
-        if self.observer is not None:
+        if self.observer is not None and failure.limiter is None:
             self.observer.failed(guard.queue, guard.id, guard.attempts, exc, failure.delay)
             if failure.delay is None:
                 self.observer.dead_lettered(guard.queue, guard.id, failure.reason)
@@ -413,23 +432,3 @@ def _give_up(parts: Sequence[Part]) -> int:
         part.held.abandon([g.raw for g in part.done], seen=True)
         part.held.abandon([g.raw for g in part.chunk])
     return sum(len(part.done) + len(part.chunk) for part in parts)
-
-
-def _unfenced(lane: Lane, guards: list[GuardCore]) -> list[GuardCore]:
-    """The guards of a started chunk still this worker's. A worker whose last beat is so
-    old that its deadline has passed (its event loop was blocked, its process frozen)
-    may have been reaped, and what it took may run elsewhere: it runs none of it (the
-    next reconcile returns, uncounted, whatever the GC did not)."""
-    consumer = lane.consumer
-    if consumer.heartbeat.late():
-        consumer.heartbeat.fence()
-    held = consumer.held
-    void = [g for g in guards if g.epoch != held.epoch]
-    if not void:
-        return guards
-    for g in void:
-        g.settled = True
-    held.forget([g.raw for g in void])
-    log.warning("worker %s: %d message(s) taken before it was reaped are not run here",
-                held.consumer_id, len(void))  # fmt: skip
-    return [g for g in guards if g.epoch == held.epoch]

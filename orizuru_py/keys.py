@@ -16,6 +16,9 @@ Cluster slot and every script can touch them together::
     {prefix}:{queue}:unique_expiry   zset    unique key scored by when it lapses (server ms)
     {prefix}:{queue}:cancel          hash    message id -> state of its cancellation
     {prefix}:{queue}:counts          hash    totals: expired, cancelled, reaped, recovered
+    {prefix}:{queue}:rate[:KEY]      zset    a rate limiter's starts in its window (ms), per key
+    {prefix}:{queue}:rate_pause[:KEY] string present while RateLimited paused that limiter
+    {prefix}:{queue}:throttled       hash    limiter key ("" the queue's) -> when it frees (ms)
     {prefix}:{queue}:schedule        hash    periodic entry name -> its cadence (``Schedule``)
     {prefix}:{queue}:schedule_payload hash   periodic entry name -> its payload, encoded
     {prefix}:{queue}:schedule_due    zset    periodic entry name scored by its next due time (ms)
@@ -106,6 +109,15 @@ class QueueKeys:
     @property
     def schedule_due(self) -> str:
         return f"{self.base}:schedule_due"
+
+    @property
+    def throttled(self) -> str:
+        return f"{self.base}:throttled"
+
+    def rate(self, name: str) -> tuple[str, str]:
+        """The start log and the pause of the limiter ``name`` ("": the queue's own)."""
+        tail = f":{name}" if name else ""
+        return f"{self.base}:rate{tail}", f"{self.base}:rate_pause{tail}"
 
     def processing(self, consumer: str) -> str:
         return f"{self.base}:processing:{consumer}"

@@ -10,6 +10,7 @@ non-empty queue.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from .checks import MAX_BATCH
 from .consumer import ConsumerCore
 from .guard import GuardCore
+
+log = logging.getLogger("orizuru_py.worker")
 
 CHUNK_SECONDS = 0.001  # a chunk should take about this long (one round trip per chunk)
 
@@ -72,6 +75,25 @@ class Lane:
     @property
     def queue(self) -> str:
         return str(self.consumer.queue)
+
+    def unfenced(self, guards: list[GuardCore]) -> list[GuardCore]:
+        """The guards of a started chunk still this worker's. A worker whose last beat is
+        so old that its deadline has passed (its event loop was blocked, its process
+        frozen) may have been reaped, and what it took may run elsewhere: it runs none of
+        it (the next reconcile returns, uncounted, whatever the GC did not)."""
+        consumer = self.consumer
+        if consumer.heartbeat.late():
+            consumer.heartbeat.fence()
+        held = consumer.held
+        void = [g for g in guards if g.epoch != held.epoch]
+        if not void:
+            return guards
+        for g in void:
+            g.settled = True
+        held.forget([g.raw for g in void])
+        log.warning("worker %s: %d message(s) taken before it was reaped are not run here",
+                    held.consumer_id, len(void))  # fmt: skip
+        return [g for g in guards if g.epoch == held.epoch]
 
 
 class Lanes:

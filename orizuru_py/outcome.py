@@ -2,7 +2,8 @@
 
 A handler that returns: acked. One that raises (anything, SystemExit included): a
 failed attempt, retried after a backoff, dead-lettered with the exception's text
-once the message has been delivered ``max_attempts`` times.
+once the message has been delivered ``max_attempts`` times. One that raises
+``RateLimited`` comes back later without counting an attempt.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import traceback
 import attrs
 
 from .backoff import Backoff
+from .errors import RateLimited
 from .guard import GuardCore
+from .limits import RateLimit
 
 log = logging.getLogger("orizuru_py.worker")
 
@@ -27,6 +30,7 @@ class WorkerStats:
     failed: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    rate_limited: int = 0  # handlers that raised RateLimited (back later, uncounted)
     in_flight: int = 0
     started_at: float = attrs.field(factory=time.monotonic)
 
@@ -42,14 +46,20 @@ class WorkerStats:
 @attrs.frozen
 class Failure:
     """What a handler's exception makes of its message: a retry after ``delay`` seconds,
-    or (``delay`` None) the dead-letter list with ``reason``."""
+    or (``delay`` None) the dead-letter list with ``reason``; with ``limiter`` (the
+    handler raised ``RateLimited``), back after ``delay`` uncounted, that limiter paused."""
 
     reason: str
     delay: float | None
+    limiter: str | None = None
 
 
 def judge(
-    guard: GuardCore, exc: BaseException, max_attempts: int, backoff: Backoff
+    guard: GuardCore,
+    exc: BaseException,
+    max_attempts: int,
+    backoff: Backoff,
+    rate: RateLimit | None = None,
 ) -> Failure | None:
     """Decide, and log, what a failed attempt becomes (None: the handler had already
     settled the message itself, nothing more to do)."""
@@ -59,6 +69,11 @@ def judge(
             "message %s attempt %d failed after settling: %s", guard.id, guard.attempts, reason
         )
         return None
+    if isinstance(exc, RateLimited):
+        limiter = rate.name_of(guard.payload) if rate is not None else ""
+        log.info("message %s of queue %s: %s, uncounted%s", guard.id, guard.queue, exc,
+                 f" (limiter {limiter!r} paused)" if limiter else "")  # fmt: skip
+        return Failure(reason, exc.retry_after, limiter)
     if guard.attempts >= max_attempts:
         log.error(
             "message %s of queue %s attempt %d/%d failed, dead-lettered: %s\n%s",

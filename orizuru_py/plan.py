@@ -90,6 +90,12 @@ class UnknownRequest(TypeError):
     into the plan (which could mistake it for a failed command)."""
 
 
+class PlanMoved(Exception):
+    """The plan awaiting this request goes on in another thread (its own was abandoned:
+    a handler there ran past its time limit). The driver lets go of the plan, never
+    throwing into it, and its thread ends."""
+
+
 def unknown(op: object) -> UnknownRequest:
     return UnknownRequest(f"a plan awaited {op!r}, which is no request this driver performs")
 
@@ -102,17 +108,20 @@ class Driver:
         self.lock = threading.Lock()
         self.closed = threading.Event()
 
-    def run(self, plan: Plan[T]) -> T:
+    def run(self, plan: Plan[T], reply: Any = None) -> T:
         """Perform each request of ``plan`` and hand it the reply (or the error) until it
-        returns. The hot path of every call: one loop, no allocation per request."""
+        returns (``reply``: the reply to the request it awaits, resuming a plan another
+        thread let go of). The hot path of every call: one loop, no allocation per request."""
         send, throw, perform = plan.send, plan.throw, self._perform
         try:
-            op = send(None)
+            op = send(reply)
             while True:
                 try:
                     reply = perform(op)
                 except UnknownRequest:
                     plan.close()
+                    raise
+                except PlanMoved:
                     raise
                 except BaseException as exc:  # KeyboardInterrupt too: the plan tidies up
                     op = throw(exc)

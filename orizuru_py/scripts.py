@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from .envelope import packed_ids
 from .keys import QueueKeys
+from .limits import RateLimit
 from .plan import Batch, Call, Load
 
 _DIR = resources.files(__package__) / "scripts"
@@ -178,13 +179,23 @@ def take(
 
 def start(
     k: QueueKeys, prefetch: str, processing: str, raws: Sequence[bytes], resent: bool,
-    rotate: bool = False,
+    rotate: bool = False, rate: tuple[RateLimit, Sequence[str]] | None = None,
 ) -> ScriptCall:  # fmt: skip
     """Move a worker's chunk from its prefetch list to its processing list (``resent``:
-    after a lost reply, when the first sending may have been applied)."""
-    keys = (prefetch, processing, k.cancel, k.unique, k.unique_expiry, k.counts)
-    argv = (_flag(resent), packed_ids(raws), len(raws), BUDGET, _flag(rotate))
-    return ScriptCall(START, keys, argv)
+    after a lost reply, when the first sending may have been applied); with ``rate``, each
+    start counts against its limiter (the limit, and each message's limiter key)."""
+    keys: list[Key] = [prefetch, processing, k.cancel, k.unique, k.unique_expiry, k.counts]
+    argv: list[Any] = [_flag(resent), packed_ids(raws), len(raws), BUDGET, _flag(rotate)]
+    if rate is not None:
+        limit, of_each = rate
+        index: dict[str, int] = {}
+        for name in of_each:
+            index.setdefault(name, len(index) + 1)
+        keys += [k.queue, k.delayed, k.throttled]
+        for name in index:
+            keys += k.rate(name)
+        argv += [limit.limit, limit.per_ms, len(index), *index, *(index[n] for n in of_each)]
+    return ScriptCall(START, tuple(keys), tuple(argv))
 
 
 def ack(
@@ -209,11 +220,16 @@ def move(
 
 
 def retry(
-    k: QueueKeys, processing: str, raws: Sequence[bytes], delay_ms: int, rotate: bool = False
-) -> ScriptCall:
-    """Move one message to the delayed set, a delivery counted."""
-    argv = (packed_ids(raws), delay_ms, BUDGET, _flag(rotate))
-    return ScriptCall(RETRY, (processing, k.delayed), argv)
+    k: QueueKeys, processing: str, raws: Sequence[bytes], delay_ms: int, rotate: bool = False,
+    limiter: str | None = None,
+) -> ScriptCall:  # fmt: skip
+    """Move one message to the delayed set, a delivery counted; or (``limiter``: its
+    handler was rate limited) uncounted, pausing that limiter ("" the queue's own) as long."""
+    argv: tuple[Any, ...] = (packed_ids(raws), delay_ms, BUDGET, _flag(rotate))
+    if limiter is None:
+        return ScriptCall(RETRY, (processing, k.delayed), argv)
+    keys = (processing, k.delayed, k.rate(limiter)[1], k.throttled)
+    return ScriptCall(RETRY, keys, (*argv, limiter))
 
 
 def dead_letter(

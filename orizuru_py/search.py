@@ -28,7 +28,7 @@ def statuses(reply: Any, k: int) -> tuple[list[int], int, int]:
     it looked at and the list's length (a whole number: all k done, nothing to go on)."""
     if isinstance(reply, int):
         return [1] * k, 0, 0
-    found, looked, length = reply
+    found, looked, length = reply[:3]  # a start's fourth: its limiter's wait (chunks.py)
     return [int(s) for s in found], int(looked), int(length)
 
 

@@ -22,6 +22,7 @@ from .peeking import enqueued_ms
 from .plan import raise_any
 
 LIVE, SILENT, OVERDUE = "live", "silent", "overdue"
+THROTTLED_SHOWN = 50
 
 
 @attrs.frozen
@@ -76,6 +77,9 @@ class QueueStats:
     reaped: int  # consumers the GC reaped, ever
     recovered: int  # messages the GC returned from reaped consumers, ever
     consumers: list[ConsumerStats]
+    # Rate limiters holding starts back now: limiter key ("" the queue's own) -> seconds
+    # until it frees (of the first THROTTLED_SHOWN entries the server hands out).
+    throttled: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def in_flight(self) -> int:
@@ -126,11 +130,16 @@ async def stats(queues: Sequence[QueueKeys]) -> list[QueueStats]:
             ("ZRANGE", k.consumers, 0, -1, "WITHSCORES"),
             ("HGETALL", k.info),
             scripts.peek(k.queue, "list", 0, 1, 16, 1),
+            ("HSCAN", k.throttled, 0, "COUNT", THROTTLED_SHOWN),
         ]
-    replies = raise_any(await scripts.batch(calls))
+    replies = await scripts.batch(calls)
+    for i in range(len(queues)):  # a foreign value there hides the limiters, nothing more
+        if isinstance(replies[10 + 10 * i], Exception):
+            replies[10 + 10 * i] = []
+    raise_any(replies)
     seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    per = [replies[1 + 9 * i : 10 + 9 * i] for i in range(len(queues))]
+    per = [replies[1 + 10 * i : 11 + 10 * i] for i in range(len(queues))]
     lengths: list[tuple[Any, ...]] = []
     for k, reply in zip(queues, per, strict=True):
         reply[6] = pairs(reply[6])
@@ -141,7 +150,7 @@ async def stats(queues: Sequence[QueueKeys]) -> list[QueueStats]:
 
 
 def _queue_stats(k: QueueKeys, reply: list[Any], now_ms: int, held: Iterator[int]) -> QueueStats:
-    waiting, delayed, unacked, dead, paused, counts, members, info, oldest = reply
+    waiting, delayed, unacked, dead, paused, counts, members, info, oldest, scan = reply
     counts = {key.decode(errors="replace"): _int(v) for key, v in counts.items()}
     consumers = [
         _consumer(member, deadline, published(info.get(member)), now_ms, held)
@@ -161,7 +170,21 @@ def _queue_stats(k: QueueKeys, reply: list[Any], now_ms: int, held: Iterator[int
         reaped=counts.get("reaped", 0),
         recovered=counts.get("recovered", 0),
         consumers=consumers,
+        throttled=_throttled(scan, now_ms),
     )
+
+
+def _throttled(scan: list[Any], now_ms: int) -> dict[str, float]:
+    """HSCAN's reply on the throttled hash: the limiters that free in the future."""
+    fields = scan[1] if len(scan) == 2 else []
+    if isinstance(fields, dict):
+        fields = [x for pair in fields.items() for x in pair]
+    until: dict[str, float] = {}
+    for name, frees in zip(fields[::2], fields[1::2], strict=False):
+        left = (_int(frees) - now_ms) / 1000
+        if left > 0 and len(until) < THROTTLED_SHOWN:
+            until[bytes(name).decode(errors="replace")] = left
+    return until
 
 
 def _consumer(

@@ -46,13 +46,13 @@ from .handling import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_GC_INTERVAL,
     Notify,
-    Outcome,
     RunChunk,
     Until,
     Via,
     WorkerCore,
 )
-from .plan import Driver, Plan
+from .plan import Driver, Plan, PlanMoved
+from .timelimit import Outcome, Watched
 
 __all__ = ["DEFAULT_DRAIN_TIMEOUT", "DEFAULT_GC_INTERVAL", "Worker"]
 
@@ -69,6 +69,7 @@ class WorkerDriver(Driver):
         self.core = core
         self.mutex = threading.Lock()
         self.channels = {on: threading.Condition(self.mutex) for on in ("room", "work", "control")}
+        self.watched: dict[int, Watched] = {}  # working thread ident -> its plan and handler
 
     def _perform(self, op: Any) -> Any:
         kind = type(op)
@@ -110,12 +111,15 @@ class WorkerDriver(Driver):
     def _run_chunk(self, op: RunChunk) -> list[Outcome]:
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
+        watched = self.watched.get(threading.get_ident()) if core.time_limit else None
         out: list[Outcome] = []
         begun = clock()
         for guard in op.guards:
             if observer is not None:
                 observer.started(op.queue, guard.id)
             t0 = clock()
+            if watched is not None:
+                watched.begin(guard, out, t0)
             try:
                 result = handler(guard if pass_guard else guard.payload)
                 if result is not None and inspect.isawaitable(result):
@@ -124,6 +128,8 @@ class WorkerDriver(Driver):
             except BaseException as exc:  # SystemExit and CancelledError too: a failed attempt
                 error = exc
             now = clock()
+            if watched is not None:
+                watched.end()  # PlanMoved if abandoned meanwhile: the late result is dropped
             out.append((error, now - t0))
             if error is None and now - begun > op.ack_within:
                 break
@@ -144,6 +150,14 @@ class Worker(WorkerCore):
     gc_class = GarbageCollector
     driver_class = WorkerDriver
     _driver: WorkerDriver
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._workers: list[threading.Thread] = []  # the working threads now
+        self.abandoned: list[threading.Thread] = []  # still in a handler past its time limit
+        # ``orizuru worker --processes``: a stuck handler stops this process (its supervisor
+        # starts a fresh one) instead of leaving a thread behind for the process's life.
+        self.stop_when_stuck = False
 
     def _check_handler(self, handler: Callable[..., Any]) -> None:
         if is_async(handler):
@@ -177,9 +191,15 @@ class Worker(WorkerCore):
     def _run(self) -> None:
         fetchers = [self._thread(self._fetching(lane), f"fetch-{lane.queue}")
                     for lane in self.lanes.lanes]  # fmt: skip
-        workers = [self._thread(self._working(), f"worker-{i}") for i in range(self.concurrency)]
+        workers = self._workers
+        workers += [self._thread(self._working(), f"worker-{i}", watch=True)
+                    for i in range(self.concurrency)]  # fmt: skip
         control = self._thread(self._controlling(), "control")
         gcs = [gc.start(self.gc_interval) for gc in self.gcs] if self.gc_interval else []
+        watching = threading.Event()
+        if self.time_limit is not None:
+            threading.Thread(target=self._watch, args=(self.time_limit, watching),
+                             name="orizuru-watchdog", daemon=True).start()  # fmt: skip
         try:
             while not self.stopping:
                 time.sleep(0.2)
@@ -195,19 +215,59 @@ class Worker(WorkerCore):
                     consumer.stop_heartbeat()
                 log.warning("worker %s stopped at once; the GC will return its in-flight "
                             "messages", self.consumer.id)  # fmt: skip
+            watching.set()
             self._stopped()
 
-    def _thread(self, plan: Plan[None], name: str) -> threading.Thread:
+    def _thread(
+        self, plan: Plan[None], name: str, reply: Any = None, watch: bool = False
+    ) -> threading.Thread:
+        """A thread running ``plan`` (resuming it with ``reply``); ``watch``: a working
+        thread, whose handler runs are watched for the time limit."""
+        watched = self._driver.watched
+
         def guarded() -> None:
+            me = threading.get_ident()
+            if watch:
+                watched[me] = Watched(plan)
             try:
-                self._driver.run(plan)
+                self._driver.run(plan, reply)
+            except PlanMoved:  # abandoned past the time limit; another thread has its plan
+                log.info("an abandoned handler returned at last; its result is ignored")
             except BaseException as exc:  # a bug of ours, or the interpreter shutting down
                 self._died(exc)
                 self.abort()
+            finally:
+                watched.pop(me, None)
 
         thread = threading.Thread(target=guarded, name=f"orizuru-{name}", daemon=True)
         thread.start()
         return thread
+
+    def _watch(self, limit: float, done: threading.Event) -> None:
+        """The watchdog: a working thread whose handler runs past ``limit`` is abandoned,
+        and a fresh thread goes on with its plan (see timelimit.py)."""
+        while not done.wait(min(0.1, limit / 4)):
+            now = time.perf_counter()
+            for ident, watched in list(self._driver.watched.items()):
+                answer = watched.overdue(now, limit)
+                if answer is None:
+                    continue
+                del self._driver.watched[ident]
+                stuck = next(t for t in self._workers if t.ident == ident)
+                self.abandoned.append(stuck)
+                self.abandoned = [t for t in self.abandoned if t.is_alive()]
+                log.error(
+                    "worker %s: a handler ran past its time limit of %g s (message %s); its "
+                    "thread is abandoned and replaced (%d abandoned still running)",
+                    self.consumer.id, limit, watched.guard.id if watched.guard else "?",
+                    len(self.abandoned),
+                )  # fmt: skip
+                fresh = self._thread(
+                    watched.plan, stuck.name[len("orizuru-") :], answer, watch=True
+                )
+                self._workers[self._workers.index(stuck)] = fresh
+                if self.stop_when_stuck:
+                    self.stop()
 
     def _drain(
         self,
@@ -239,10 +299,13 @@ class Worker(WorkerCore):
         return closed
 
     def _join(self, threads: list[threading.Thread], end: float) -> bool:
-        """Wait for ``threads`` until ``end``; False as soon as the worker is aborted."""
-        for t in threads:
-            while t.is_alive() and time.monotonic() < end and not self.aborted:
-                t.join(0.05)
+        """Wait for ``threads`` (a list the watchdog may change) until ``end``; False as
+        soon as the worker is aborted."""
+        while time.monotonic() < end and not self.aborted:
+            alive = [t for t in threads if t.is_alive()]
+            if not alive:
+                break
+            alive[0].join(0.05)
         return not self.aborted and not any(t.is_alive() for t in threads)
 
     def _install_signals(self) -> Callable[[], None]:

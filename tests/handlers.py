@@ -44,3 +44,18 @@ def calls(r: redis.Redis, key: str) -> list[tuple[int, int]]:
     """What ``logged`` recorded under ``key``: (n, attempts) per call, in order."""
     entries = [e.decode().split(":") for e in r.lrange(f"{key}:log", 0, -1)]
     return [(int(n), int(attempts)) for n, attempts in entries]
+
+
+def stamped(guard: Any) -> None:
+    """Log ``n:attempts:server ms:pid`` of every start (``--pass-guard``)."""
+    seconds, micros = _r.time()
+    stamp = seconds * 1000 + micros // 1000
+    _r.rpush(f"{_key}:log", f"{guard.payload['n']}:{guard.attempts}:{stamp}:{os.getpid()}")
+
+
+def stuck(payload: Any) -> None:
+    """A payload with ``"stuck"`` never returns; any other is recorded (``record``)."""
+    if payload.get("stuck"):
+        while True:
+            time.sleep(3600)
+    record(payload)

@@ -29,8 +29,9 @@ from ..checks import is_async
 from ..client import TRANSIENT, Commands
 from ..control import Wait, Wake
 from ..errors import WorkerCrashed
-from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
+from ..handling import Notify, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
+from ..timelimit import Outcome, within
 from .collector import GarbageCollector
 from .consumer import Consumer
 from .driver import AsyncDriver
@@ -97,7 +98,7 @@ class AsyncWorkerDriver(AsyncDriver):
     async def _run_chunk(self, op: RunChunk) -> list[Outcome]:
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
-        me = asyncio.current_task()
+        me, limit = asyncio.current_task(), core.time_limit
         out: list[Outcome] = []
         begun = clock()
         for guard in op.guards:
@@ -105,7 +106,8 @@ class AsyncWorkerDriver(AsyncDriver):
                 observer.started(op.queue, guard.id)
             t0 = clock()
             try:
-                await handler(guard if pass_guard else guard.payload)
+                call = handler(guard if pass_guard else guard.payload)
+                await (call if limit is None else within(call, limit))
                 error = None
             except BaseException as exc:  # a failed attempt; unless the worker is cancelling us
                 if me is not None and me.cancelling():

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ import attrs
 
 from ..asyncio import Worker as AsyncWorker
 from ..checks import is_async
+from ..limits import RateLimit
 from ..worker import Worker
 from . import logs
 from .clients import async_client, client
@@ -41,6 +43,7 @@ log = logging.getLogger("orizuru_py.supervisor")
 FAST_DEATH = 5.0  # a child that dies sooner than this after its start died "at once"
 MAX_BACKOFF = 30.0  # the longest pause before restarting a child that keeps dying
 POLL = 0.1  # seconds between looks at the children
+STUCK = 3  # a child's exit code: a handler passed its time limit, so it stopped to be restarted
 
 
 @attrs.frozen
@@ -58,6 +61,9 @@ class WorkerSpec:
     gc_interval: float | None
     pass_guard: bool
     codec: str | None = None
+    rate_limit: str | None = None  # "100/s"
+    rate_limit_key: str | None = None  # module:function
+    time_limit: float | None = None
     metrics: bool = False  # count with a PrometheusObserver
     metrics_host: str = "127.0.0.1"  # where /metrics listens (--metrics-host)
 
@@ -65,7 +71,13 @@ class WorkerSpec:
         """The Worker of this spec: an asyncio one for an ``async def`` handler (default
         concurrency 100 tasks), else threads (default 8)."""
         handler = load_handler(self.handler)
+        rate = None
+        if self.rate_limit is not None:
+            key = load_handler(self.rate_limit_key) if self.rate_limit_key else None
+            rate = RateLimit.parse(self.rate_limit, key)
         options = dict(
+            rate_limit=rate,
+            time_limit=self.time_limit,
             max_attempts=self.max_attempts,
             heartbeat_timeout=self.heartbeat_timeout,
             gc_interval=self.gc_interval,
@@ -113,7 +125,16 @@ def _child(spec: WorkerSpec) -> None:
         worker.stop()
 
     threading.Thread(target=watch, name="orizuru-parent-watch", daemon=True).start()
+    if isinstance(worker, Worker):
+        worker.stop_when_stuck = True  # restarted, the process leaves no stuck thread behind
     run_worker(worker)
+    if isinstance(worker, Worker) and worker.abandoned:
+        log.warning(
+            "worker process %d: a handler passed its time limit; stopping so that a fresh "
+            "process replaces this one and its stuck thread",
+            os.getpid(),
+        )
+        sys.exit(STUCK)
 
 
 @attrs.define
@@ -189,7 +210,9 @@ class Supervisor:
                 self._forget(p.pid)
                 uptime = now - slot.started
                 slot.backoff = (
-                    0.0 if uptime >= FAST_DEATH else min(MAX_BACKOFF, max(1.0, slot.backoff * 2))
+                    0.0
+                    if uptime >= FAST_DEATH or p.exitcode == STUCK
+                    else min(MAX_BACKOFF, max(1.0, slot.backoff * 2))
                 )
                 slot.restart_at = now + slot.backoff
                 slot.process = None
@@ -218,7 +241,9 @@ class Supervisor:
             while p.is_alive():  # a signal handler may interrupt join(); look again
                 p.join(POLL)
             self._forget(p.pid)
-            if p.exitcode != 0:
+            # Killed by our own SIGTERM: it came before the child's Worker listened for it
+            # (a child just restarted), so the child held nothing yet.
+            if p.exitcode not in (0, -signal.SIGTERM):
                 log.warning("worker process %d ended: %s", p.pid, died(p.exitcode))
                 code = 1
             slot.process = None

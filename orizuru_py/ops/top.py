@@ -72,7 +72,8 @@ def _queues(stats: Sequence[QueueStats], lines: int) -> Table:
     rows: list[list[Text | str]] = []
     for s in stats:
         cells = queue_row(s, compact)
-        name = Text(s.queue + ("[paused]" if s.paused else ""), "yellow" if s.paused else "")
+        tags = ("[paused]" if s.paused else "") + ("[throttled]" if s.throttled else "")
+        name = Text(s.queue + tags, "yellow" if tags else "")
         rows.append([name, *(cells[i] for i in keep[1:])])
     return _table([QUEUE_COLUMNS[i] for i in keep], rows, lines)
 

@@ -59,6 +59,9 @@ SCHEDULE_COLUMNS = tuple(
     Column(h, n)
     for h, n in (("entry", False), ("queue", False), ("cadence", False), ("next due", True))
 )
+THROTTLED_COLUMNS = tuple(
+    Column(h, n) for h, n in (("queue", False), ("throttled limiter", False), ("frees in", True))
+)
 OVERDUE = "OVERDUE"
 MAX_PAYLOAD_TEXT = 60  # characters of a periodic entry's payload in a table
 
@@ -212,6 +215,23 @@ def stats_text(
         parts.append(text_table(CONSUMER_COLUMNS, consumers))
     else:
         parts.append("no consumers")
+    throttled = throttled_rows(stats)
+    if throttled:
+        parts += ["", text_table(THROTTLED_COLUMNS, throttled)]
     if entries:
         parts += ["", schedule_text(entries, now_ms)]
     return "\n".join(parts)
+
+
+def limiter(name: str) -> str:
+    """A rate limiter as shown: its key (escaped), or "(the queue's)"."""
+    return printable(name) if name else "(the queue's)"
+
+
+def throttled_rows(stats: Sequence[QueueStats]) -> list[list[str]]:
+    """The rate limiters holding starts back, the longest wait first."""
+    return [
+        [s.queue, limiter(name), age(left)]
+        for s in stats
+        for name, left in sorted(s.throttled.items(), key=lambda item: -item[1])
+    ]

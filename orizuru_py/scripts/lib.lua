@@ -271,3 +271,55 @@ local function oz_drop_cancelled(raws, cancel, unique, unique_expiry, counts)
   end
   return kept
 end
+
+-- Rate limits (start.lua): admit, in order, the messages taken[i] at the positions of
+-- `order` against their limiters (KEYS[8 + 2j], KEYS[9 + 2j]: limiter j's starts in its
+-- window and its pause; ARGV[8 + j]: its key, "" the queue's own; ARGV[8 + L + i]: the
+-- limiter of message i). A throttled one gets status 4 and waits uncounted: on the
+-- delayed set until its limiter frees (a keyed one), or at the front of the queue (the
+-- queue's own); `throttled` tells stats when each limiter frees. Returns the admitted
+-- positions, and the ms until the queue's own limiter frees (0 when it let all through).
+local function oz_admit(order, taken, status, limit, per, L, queue, delayed, throttled)
+  local now = oz_now_ms()
+  local room, frees = {}, {}
+  for j = 1, L do
+    redis.call("ZREMRANGEBYSCORE", KEYS[8 + 2 * j], "-inf", now - per)
+    local paused = redis.call("PTTL", KEYS[9 + 2 * j])
+    if paused > 0 then
+      room[j], frees[j] = 0, now + paused
+    else
+      room[j] = limit - redis.call("ZCARD", KEYS[8 + 2 * j])
+    end
+  end
+  local admitted, back, wait = {}, {}, 0
+  for _, i in ipairs(order) do
+    local j = tonumber(ARGV[8 + L + i])
+    if room[j] > 0 then
+      room[j] = room[j] - 1
+      redis.call("ZADD", KEYS[8 + 2 * j], now, oz_id(taken[i]) .. "@" .. now)
+      admitted[#admitted + 1] = i
+    else
+      if not frees[j] then
+        local oldest = redis.call("ZRANGE", KEYS[8 + 2 * j], 0, 0, "WITHSCORES")
+        frees[j] = (tonumber(oldest[2]) or now) + per
+      end
+      status[i] = 4
+      if ARGV[8 + j] == "" then
+        back[#back + 1] = taken[i]
+        wait = math.max(wait, frees[j] - now)
+      else
+        redis.call("ZADD", delayed, frees[j], taken[i])
+      end
+    end
+  end
+  for m = #back, 1, -1 do redis.call("RPUSH", queue, back[m]) end  -- the oldest next up
+  for j = 1, L do
+    redis.call("PEXPIRE", KEYS[8 + 2 * j], per)
+    if frees[j] then
+      redis.call("HSET", throttled, ARGV[8 + j], frees[j])
+    else
+      redis.call("HDEL", throttled, ARGV[8 + j])
+    end
+  end
+  return admitted, wait
+end

@@ -13,6 +13,7 @@ import redis
 
 from ...checks import DEFAULT_MAX_ATTEMPTS
 from ...consumer import DEFAULT_HEARTBEAT_TIMEOUT
+from ...limits import RateLimit
 from ...worker import DEFAULT_GC_INTERVAL
 from ..clients import REFUSED, client, safe
 from ..loading import load_codec, load_handler
@@ -20,6 +21,7 @@ from ..supervisor import Supervisor, WorkerSpec, run_worker
 from .common import (
     CliError,
     Command,
+    UsageError,
     codec_arg,
     log,
     non_negative_float,
@@ -94,6 +96,27 @@ def worker_options(s: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     s.add_argument(
+        "--rate-limit",
+        type=rate_limit,
+        metavar="N/PER",
+        help="at most N handler starts per second (N/s), minute (N/m), hour (N/h) or "
+        "SECONDS (N/10s), all workers of the queue together (default: no limit)",
+    )
+    s.add_argument(
+        "--rate-limit-key",
+        metavar="module:function",
+        help="one limit per value this function gives for a payload (a tenant, say); "
+        "with --rate-limit",
+    )
+    s.add_argument(
+        "--time-limit",
+        type=positive_float,
+        metavar="SECONDS",
+        help="a handler still running after this long is a failed attempt; its thread is "
+        "replaced (with --processes: its process), an async handler cancelled "
+        "(default: none)",
+    )
+    s.add_argument(
         "--pass-guard",
         action="store_true",
         help="call the handler with the MessageGuard instead of the payload (default: off)",
@@ -104,6 +127,10 @@ def worker_options(s: argparse.ArgumentParser) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     load_handler(args.handler)  # fails here, in one line, when it does not import
     load_codec(args.codec)
+    if args.rate_limit_key is not None:
+        if args.rate_limit is None:
+            raise UsageError("--rate-limit-key needs --rate-limit")
+        load_handler(args.rate_limit_key)
     if args.metrics_port is not None:
         try:
             import prometheus_client  # noqa: F401
@@ -126,11 +153,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
         gc_interval=args.gc_interval or None,
         pass_guard=args.pass_guard,
         codec=args.codec,
+        rate_limit=args.rate_limit,
+        rate_limit_key=args.rate_limit_key,
+        time_limit=args.time_limit,
         metrics_host=args.metrics_host,
     )
     if args.processes == 1:
         return run_here(spec, args.metrics_port)
     return Supervisor(spec, args.processes, args.metrics_port).run()
+
+
+def rate_limit(text: str) -> str:
+    """``--rate-limit``: checked here, parsed again in each worker process."""
+    try:
+        RateLimit.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

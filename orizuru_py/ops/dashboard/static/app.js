@@ -280,8 +280,23 @@
       el("td", { class: "num", text: rate(q.acked_per_s) }),
       el("td", { class: `num ${q.failed_per_s ? "hot" : "zero"}`, text: rate(q.failed_per_s) }),
       el("td", { class: "num", text: duration(q.oldest_waiting_s) }),
-      el("td", {}, q.paused ? el("span", { class: "badge warn", text: "paused" })
-        : el("span", { class: "badge ok", text: "running" })));
+      el("td", {}, ...stateBadges(q)));
+  }
+
+  // Paused or running, and throttled while a rate limiter holds starts back (its keys
+  // are a pusher's: shown as text only, a few at most).
+  function stateBadges(q) {
+    const badges = [q.paused ? el("span", { class: "badge warn", text: "paused" })
+      : el("span", { class: "badge ok", text: "running" })];
+    const limiters = Object.entries(q.throttled || {});
+    if (limiters.length) {
+      const named = limiters.slice(0, 5).map(([key, left]) =>
+        `${key === "" ? "the queue's limit" : key} (${duration(left)})`).join(", ");
+      badges.push(" ", el("span", { class: "badge warn", "data-field": "throttled",
+        title: `rate limited: ${named}${limiters.length > 5 ? ", ..." : ""}`,
+        text: limiters.length === 1 ? "throttled" : `${limiters.length} throttled` }));
+    }
+    return badges;
   }
 
   // ---- one queue ---------------------------------------------------------------------
@@ -345,8 +360,7 @@
       }
       const [page, h] = await Promise.all([
         api(`/api/messages/${quoted}?where=${where}&offset=${offset}`), samples()]);
-      badges.replaceChildren(s.paused ? el("span", { class: "badge warn", text: "paused" })
-        : el("span", { class: "badge ok", text: "running" }));
+      badges.replaceChildren(...stateBadges(s));
       actions.replaceChildren(...queueActions(s, act));
       tiles.replaceChildren(...queueTiles(s));
       consumers.replaceChildren(el("h2", { text: "Consumers" }), consumerTable(s.consumers));
