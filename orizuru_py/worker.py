@@ -36,6 +36,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from . import tracing
 from .checks import is_async
 from .client import TRANSIENT, Commands
 from .collector import GarbageCollector
@@ -68,9 +69,7 @@ class WorkerDriver(Driver):
         super().__init__(r)
         self.core = core
         self.mutex = threading.Lock()
-        self.channels = {
-            on: threading.Condition(self.mutex) for on in ("room", "work", "control")
-        }
+        self.channels = {on: threading.Condition(self.mutex) for on in ("room", "work", "control")}
 
     def _perform(self, op: Any) -> Any:
         kind = type(op)
@@ -113,6 +112,7 @@ class WorkerDriver(Driver):
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
         timed = observer is not None or op.ack_within is not None
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
         out: list[Outcome] = []
         begun = clock() if timed else 0.0
         for guard in op.guards:
@@ -120,7 +120,10 @@ class WorkerDriver(Driver):
                 observer.started(op.queue, guard.id)
             t0 = clock() if timed else 0.0
             try:
-                result = handler(guard if pass_guard else guard.payload)
+                if hook is None:
+                    result = handler(guard if pass_guard else guard.payload)
+                else:
+                    result = hook.process(handler, guard, pass_guard)
                 if result is not None and inspect.isawaitable(result):
                     core._undeliverable(result)
                 error = None

@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import tracing
 from ..checks import is_async
 from ..client import TRANSIENT, Commands
-from ..errors import WorkerCrashed
 from ..control import Wait, Wake
+from ..errors import WorkerCrashed
 from ..handling import Notify, Outcome, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
 from .collector import GarbageCollector
@@ -98,6 +99,7 @@ class AsyncWorkerDriver(AsyncDriver):
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
         me = asyncio.current_task()
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
         out: list[Outcome] = []
         begun = clock()
         for guard in op.guards:
@@ -105,7 +107,10 @@ class AsyncWorkerDriver(AsyncDriver):
                 observer.started(op.queue, guard.id)
             t0 = clock()
             try:
-                await handler(guard if pass_guard else guard.payload)
+                if hook is None:
+                    await handler(guard if pass_guard else guard.payload)
+                else:
+                    await hook.process_async(handler, guard, pass_guard)
                 error = None
             except BaseException as exc:  # a failed attempt; unless the worker is cancelling us
                 if me is not None and me.cancelling():
