@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,7 +30,9 @@ from orizuru_py import Consumer, Producer, Queue, Worker, envelope, tracing
 from orizuru_py.backoff import Exponential
 from orizuru_py.keys import QueueKeys
 from orizuru_py.otel import instrument, parent, uninstrument
-from tests.support import running
+from tests.support import running, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @attrs.define
@@ -329,6 +334,43 @@ def test_an_async_with_guard_block_is_a_process_span_current_while_it_runs(
     assert is_child(ok, send) and is_child(failed, send)
     assert is_child(traces.one("inner"), ok)
     assert failed.status.status_code is StatusCode.ERROR
+
+
+def two_pids(q: Queue) -> set[int] | None:
+    """The pids of the queue's consumers, once there are two."""
+    pids = {c.pid for c in q.stats().consumers}
+    return pids if len(pids) == 2 else None
+
+
+def test_instrument_in_the_handler_module_traces_every_worker_process(
+    traces: Traces, r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    spans = f"{queue}:spans"
+    cmd = [sys.executable, "-m", "orizuru_py", "worker", "tests.otel_handlers:handle", queue]
+    cmd += ["--processes", "2", "--concurrency", "1", "--redis-url", redis_url]
+    env = {**os.environ, "HANDLED_URL": redis_url, "SPANS_KEY": spans}
+    supervisor = subprocess.Popen(cmd, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        q = Queue(r, queue)
+        children = wait_for(lambda: two_pids(q), timeout=60)
+        producer, records = Producer(r, queue), []
+        # One at a time: the server hands each to the worker that has waited longest, so
+        # they alternate (a few more allow for a take that timed out and came back).
+        while {rec["pid"] for rec in records} != children and len(records) < 20:
+            producer.push({"n": len(records)})
+            wait_for(lambda: r.llen(spans) > len(records), timeout=30)
+            records.append(json.loads(r.lindex(spans, len(records)) or b"{}"))
+    finally:
+        supervisor.terminate()
+        _, err = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, err
+    assert {rec["pid"] for rec in records} == children
+    sends = {(s.attributes or {})["messaging.message.id"]: s for s in traces.named(f"send {queue}")}
+    for rec in records:
+        send = sends[rec["message_id"]]
+        assert send.context is not None and rec["name"] == f"process {queue}"
+        assert (rec["trace_id"], rec["parent_id"]) == (send.context.trace_id, send.context.span_id)
+    r.delete(spans)
 
 
 # -- the envelope's field -------------------------------------------------------------------
