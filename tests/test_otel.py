@@ -20,10 +20,18 @@ import pytest
 import redis
 import redis.asyncio
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 import orizuru_py.asyncio as aio
 from orizuru_py import Consumer, Producer, Queue, Worker, envelope, tracing
@@ -138,9 +146,13 @@ def test_without_the_extra_importing_otel_says_what_to_install() -> None:
 def test_a_push_is_a_send_span_whose_context_the_message_carries(
     traces: Traces, r: redis.Redis, queue: str
 ) -> None:
-    mid = Producer(r, queue).push({"n": 0})
+    request = traces.provider.get_tracer("app").start_span(
+        "request", context=remote(TraceState([("vendor", "v1")]))
+    )
+    with trace.use_span(request, end_on_exit=True):  # a web request's span, say
+        mid = Producer(r, queue).push({"n": 0})
     send = traces.one(f"send {queue}")
-    assert send.kind is SpanKind.PRODUCER
+    assert send.kind is SpanKind.PRODUCER and is_child(send, traces.one("request"))
     assert dict(send.attributes or {}) == {
         "messaging.system": "orizuru",
         "messaging.destination.name": queue,
@@ -149,14 +161,27 @@ def test_a_push_is_a_send_span_whose_context_the_message_carries(
         "messaging.message.id": mid,
     }
     (raw,) = stored(r, queue)
-    carried = envelope.trace_context(raw)
-    assert carried is not None and send.context is not None
-    assert carried[:26] == (
+    assert send.context is not None
+    assert envelope.trace_context(raw) == (
         b"\x00"
         + send.context.trace_id.to_bytes(16, "big")
         + send.context.span_id.to_bytes(8, "big")
         + bytes([send.context.trace_flags])
+        + b"vendor=v1"
     )
+    consumer = Consumer(r, queue)
+    with consumer.next(timeout=1.0):  # type: ignore[union-attr]
+        pass
+    consumer.close()
+    processed = traces.one(f"process {queue}")
+    assert is_child(processed, send) and processed.parent is not None
+    assert processed.parent.trace_state == TraceState([("vendor", "v1")])
+
+
+def remote(state: TraceState) -> Context:
+    """A context whose span came from elsewhere, with ``state``."""
+    ids = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(1), trace_state=state)
+    return trace.set_span_in_context(NonRecordingSpan(ids))
 
 
 def test_push_many_is_one_send_span_and_each_message_a_child_of_it(
