@@ -7,9 +7,11 @@ Layout::
           | (version 2 only) extensions length (uint16 BE) | extensions
           | payload (what the codec produced)
 
-A plain message is version 1. A message pushed with a unique key or a ttl is
-version 2: its extensions are (tag, uint16 length, value) triples, tag 1 the
-unique key (UTF-8), tag 2 the time it expires (uint64 ms, the producer's clock).
+A plain message is version 1. A message pushed with a unique key, a ttl or a
+trace context is version 2: its extensions are (tag, uint16 length, value)
+triples, tag 1 the unique key (UTF-8), tag 2 the time it expires (uint64 ms, the
+producer's clock), tag 3 the trace context (opaque here: what orizuru_py.otel
+stores, written first). A reader skips a tag it does not know.
 No msgpack around it: encoding is a concatenation, decoding is slicing, and the
 Lua scripts count a delivery by rewriting four bytes at the same place in both.
 """
@@ -35,7 +37,7 @@ _HEADER_LEN = len(_V1) + _FIELDS.size
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
-_TAG_UNIQUE, _TAG_EXPIRES = 1, 2
+_TAG_UNIQUE, _TAG_EXPIRES, _TAG_TRACE = 1, 2, 3
 
 
 # What ``parse`` returns: id, enqueued_ms, deliveries so far, unique key, expiry (ms),
@@ -54,6 +56,7 @@ class Envelope:
     deliveries: int = 0
     unique_key: str | None = None
     expires_ms: int | None = None
+    trace: bytes | None = None
 
     def encode(self) -> bytes:
         return encode(*attrs.astuple(self))
@@ -62,7 +65,8 @@ class Envelope:
     def decode(cls, raw: bytes) -> Envelope:
         """Parse ``raw``; raise ``DecodeError`` (carrying ``raw``) if it is not an envelope."""
         mid, enqueued_ms, deliveries, unique_key, expires_ms, payload = parse(raw)
-        return cls(mid, enqueued_ms, payload, deliveries, unique_key, expires_ms)
+        trace = trace_context(raw)
+        return cls(mid, enqueued_ms, payload, deliveries, unique_key, expires_ms, trace)
 
 
 def encode(
@@ -72,13 +76,14 @@ def encode(
     deliveries: int = 0,
     unique_key: str | None = None,
     expires_ms: int | None = None,
+    trace: bytes | None = None,
 ) -> bytes:
-    """Encode one message; a plain one (no unique key, no expiry) is the hot path."""
+    """Encode one message; a plain one (no unique key, no expiry, no trace) is the hot path."""
     id_bytes = mid.encode("ascii")
     head = _FIELDS.pack(deliveries, enqueued_ms, len(id_bytes)) + id_bytes
-    if unique_key is None and expires_ms is None:
+    if unique_key is None and expires_ms is None and trace is None:
         return _V1 + head + payload
-    ext = b""
+    ext = b"" if trace is None else _trace_extension(trace)
     if unique_key is not None:
         key = unique_key.encode()
         ext += bytes([_TAG_UNIQUE]) + _U16.pack(len(key)) + key
@@ -87,18 +92,30 @@ def encode(
     return _V2 + head + _U16.pack(len(ext)) + ext + payload
 
 
-def encode_many(ids: Sequence[str], enqueued_ms: int, payloads: Sequence[bytes]) -> list[bytes]:
-    """``encode(mid, enqueued_ms, payload)`` of each: the hot path of ``push_many``. The
-    header is packed once per id length (one for ids from ``new_ids``)."""
+def encode_many(
+    ids: Sequence[str], enqueued_ms: int, payloads: Sequence[bytes], trace: bytes | None = None
+) -> list[bytes]:
+    """``encode(mid, enqueued_ms, payload, trace=trace)`` of each: the hot path of
+    ``push_many``. The header is packed once per id length (one for ids from ``new_ids``)."""
+    version = _V1
+    if trace is not None:  # the same extensions before every payload
+        ext = _trace_extension(trace)
+        version, payloads = _V2, [_U16.pack(len(ext)) + ext + p for p in payloads]
     heads: dict[int, bytes] = {}
     out = []
     for mid, payload in zip(ids, payloads, strict=True):
         id_bytes = mid.encode("ascii")
         head = heads.get(len(id_bytes))
         if head is None:
-            head = heads[len(id_bytes)] = _V1 + _FIELDS.pack(0, enqueued_ms, len(id_bytes))
+            head = heads[len(id_bytes)] = version + _FIELDS.pack(0, enqueued_ms, len(id_bytes))
         out.append(head + id_bytes + payload)
     return out
+
+
+def _trace_extension(trace: bytes) -> bytes:
+    if len(trace) > 0xFFFF:
+        raise ValueError(f"a trace context of {len(trace)} bytes does not fit an extension")
+    return bytes([_TAG_TRACE]) + _U16.pack(len(trace)) + trace
 
 
 def parse(raw: bytes) -> Parsed:
@@ -121,6 +138,19 @@ def parse(raw: bytes) -> Parsed:
 
 
 def _extensions(raw: bytes, at: int) -> tuple[str | None, int | None, bytes]:
+    tags, end = _walk(raw, at)
+    unique_key = expires_ms = None
+    for tag, value in tags:
+        if tag == _TAG_UNIQUE:
+            unique_key = value.decode("utf-8", "replace")
+        elif tag == _TAG_EXPIRES and len(value) == 8:
+            (expires_ms,) = _U64.unpack(value)
+    return unique_key, expires_ms, raw[end:]
+
+
+def _walk(raw: bytes, at: int) -> tuple[list[tuple[int, bytes]], int]:
+    """The (tag, value) extensions of a version 2 envelope whose extensions start at
+    ``at``, and where its payload starts; ``DecodeError`` when they are malformed."""
     if len(raw) < at + 2:
         raise DecodeError("malformed envelope: truncated extensions", raw)
     (length,) = _U16.unpack_from(raw, at)
@@ -128,7 +158,7 @@ def _extensions(raw: bytes, at: int) -> tuple[str | None, int | None, bytes]:
     end = at + length
     if len(raw) < end:
         raise DecodeError("malformed envelope: the extensions run past the end", raw)
-    unique_key = expires_ms = None
+    tags = []
     while at < end:
         if at + 3 > end:
             raise DecodeError("malformed envelope: a truncated extension", raw)
@@ -136,12 +166,21 @@ def _extensions(raw: bytes, at: int) -> tuple[str | None, int | None, bytes]:
         value = raw[at + 3 : at + 3 + size]
         if len(value) != size:
             raise DecodeError("malformed envelope: an extension runs past the end", raw)
-        if tag == _TAG_UNIQUE:
-            unique_key = value.decode("utf-8", "replace")
-        elif tag == _TAG_EXPIRES and size == 8:
-            (expires_ms,) = _U64.unpack(value)
+        tags.append((tag, value))
         at += 3 + size
-    return unique_key, expires_ms, raw[end:]
+    return tags, end
+
+
+def trace_context(raw: bytes) -> bytes | None:
+    """The trace context ``raw`` carries (None when it carries none, or is no well-formed
+    envelope). Only tracing asks: parsing a message never looks for it."""
+    if raw[:3] != _V2 or len(raw) < _HEADER_LEN:
+        return None
+    try:
+        tags, _ = _walk(raw, _HEADER_LEN + raw[_HEADER_LEN - 1])
+    except DecodeError:
+        return None
+    return next((value for tag, value in tags if tag == _TAG_TRACE), None)
 
 
 def _header_problem(raw: bytes) -> str:

@@ -16,12 +16,13 @@ from typing import Any
 import attrs
 from redis.crc import key_slot
 
-from . import checks, scripts, search
+from . import checks, scripts, search, tracing
 from .errors import AlreadySettled
 from .held import Held
 from .keys import QueueKeys
 from .plan import Batch, Runs, blocking, raise_any
 from .search import Step
+from .tracing import Tracing
 
 
 @attrs.define(eq=False, slots=True)
@@ -40,6 +41,7 @@ class GuardCore:
     settled: bool = False
     started: bool = False  # a worker's: taken straight into the processing list
     epoch: int = 0  # its consumer's epoch when taken (see Held.fence)
+    _span: tuple[Tracing, Any] | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def queue(self) -> str:
@@ -125,6 +127,8 @@ class GuardCore:
         done = await self._settling(
             lambda raws, rotate: scripts.retry(h.keys, h.processing, raws, delay_ms, rotate)
         )
+        if done and tracing.hook is not None:
+            tracing.hook.retried(self, delay_ms / 1000)
         return self._settle(done, handled=False)
 
     async def _throttled(self, delay: float, limiter: str) -> bool:
@@ -147,6 +151,8 @@ class GuardCore:
         done = await self._settling(
             lambda raws, rotate: scripts.dead_letter(h.keys, h.processing, why, raws, rotate)
         )
+        if done and tracing.hook is not None:
+            tracing.hook.dead_lettered(self, why)
         return self._settle(done, handled=False)
 
     async def _sent(self, request: Batch) -> Any:
@@ -176,6 +182,18 @@ class GuardCore:
                 self.held.abandon([self.raw], seen=True)
             raise
         return found[0] == 1
+
+    def _entered(self) -> None:
+        """Open a process span around a ``with guard:`` block, when tracing."""
+        hook = tracing.hook
+        if hook is not None:
+            self._span = hook, hook.enter(self)
+
+    def _exited(self, exc: BaseException | None) -> None:
+        """Close the span ``_entered`` opened, if it did (even if tracing stopped since)."""
+        if self._span is not None:
+            (hook, opened), self._span = self._span, None
+            hook.exit(opened, exc)
 
     def _check(self) -> None:
         if self.settled:
@@ -213,6 +231,7 @@ class MessageGuard(GuardCore):
     dead_letter = blocking(GuardCore._dead_letter)
 
     def __enter__(self) -> MessageGuard:
+        self._entered()
         return self
 
     def __exit__(
@@ -222,5 +241,8 @@ class MessageGuard(GuardCore):
         tb: TracebackType | None,
     ) -> None:
         """A clean exit acks, an exception rejects and propagates; a settled guard is left alone."""
-        if not self.settled:
-            self.ack() if exc_type is None else self.reject()
+        try:
+            if not self.settled:
+                self.ack() if exc_type is None else self.reject()
+        finally:
+            self._exited(exc)

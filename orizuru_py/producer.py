@@ -11,12 +11,13 @@ append-only file (``WAITAOF``), and raises ``NotConfirmed`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
-from . import checks, envelope, scripts
+from . import checks, envelope, scripts, tracing
 from .client import Client, eviction_probe, eviction_verdict
 from .codecs import Codec, MsgpackCodec
 from .errors import EncodeError, NotConfirmed
@@ -84,10 +85,26 @@ class ProducerCore:
         delay_ms, unique_ms, ttl_ms = self._times(delay, unique_for, ttl)
         key = checks.unique_key(unique_key)
         data = self._checked(self.codec.encode(payload))
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
+        if hook is not None:
+            plan = partial(self._push_one, data, key, delay_ms, unique_ms, ttl_ms)
+            return await hook.send(self.queue, None, plan)
+        return await self._push_one(data, key, delay_ms, unique_ms, ttl_ms, None)
+
+    async def _push_one(
+        self,
+        data: bytes,
+        key: str | None,
+        delay_ms: int,
+        unique_ms: int,
+        ttl_ms: int,
+        trace: bytes | None,
+    ) -> str:
+        """Queue one encoded payload carrying ``trace``; its id (see ``_push``)."""
         now = envelope.now_ms()
         mid = envelope.new_id(now)
         expires = now + delay_ms + ttl_ms if ttl_ms else None
-        raw = envelope.encode(mid, now, data, 0, key, expires)
+        raw = envelope.encode(mid, now, data, 0, key, expires, trace)
         plain = key is None and not delay_ms
         command = self._command([(key, mid, raw)], delay_ms, unique_ms, plain)
         reply = (await self._send([command], [mid], many=False))[0]
@@ -114,15 +131,34 @@ class ProducerCore:
             if len(keys) != len(items):
                 raise ValueError(f"{len(keys)} unique_keys for {len(items)} payloads")
         unique = unique_keys is not None and any(k is not None for k in keys)
-        ids, raws = self._encode(items, keys if unique else None, delay_ms, ttl_ms)
-        if not raws:
+        encode, checked = self.codec.encode, self._checked
+        data = [checked(encode(p)) for p in items]
+        if not data:
             return []
+        plan = partial(self._push_all, data, keys if unique else None, delay_ms, unique_ms, ttl_ms)
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
+        if hook is not None:
+            return await hook.send(self.queue, len(data), plan)
+        return await plan(None)
+
+    async def _push_all(
+        self,
+        data: list[bytes],
+        keys: list[str | None] | None,
+        delay_ms: int,
+        unique_ms: int,
+        ttl_ms: int,
+        trace: bytes | None,
+    ) -> list[str]:
+        """Queue encoded payloads (``keys``: their unique keys, None for none), each
+        carrying ``trace``; their ids."""
+        ids, raws = self._encode(data, keys, delay_ms, ttl_ms, trace)
         calls: list[scripts.Command]
-        if not delay_ms and not unique:  # the hot path: LPUSHes, no per-message tuples
+        if not delay_ms and keys is None:  # the hot path: LPUSHes, no per-message tuples
             chunked = range(0, len(raws), _CHUNK)
             calls = [("LPUSH", self.keys.queue, *raws[i : i + _CHUNK]) for i in chunked]
         else:
-            messages = list(zip(keys, ids, raws, strict=True))
+            messages = list(zip(keys or [None] * len(raws), ids, raws, strict=True))
             calls = [
                 self._command(messages[start : start + _CHUNK], delay_ms, unique_ms, False)
                 for start in range(0, len(messages), _CHUNK)
@@ -144,20 +180,23 @@ class ProducerCore:
         )
 
     def _encode(
-        self, payloads: list[Any], keys: list[str | None] | None, delay_ms: int, ttl_ms: int
+        self,
+        data: list[bytes],
+        keys: list[str | None] | None,
+        delay_ms: int,
+        ttl_ms: int,
+        trace: bytes | None,
     ) -> tuple[list[str], list[bytes]]:
-        """Ids and envelopes for ``payloads`` (``keys``: their unique keys, None for none),
-        all stamped with this millisecond."""
-        encode, checked = self.codec.encode, self._checked
-        data = [checked(encode(p)) for p in payloads]
+        """Ids and envelopes for encoded payloads (``keys``: their unique keys, None for
+        none; ``trace``: the trace context each carries), all stamped with this millisecond."""
         now = envelope.now_ms()
         ids = envelope.new_ids(len(data), now)
         expires = now + delay_ms + ttl_ms if ttl_ms else None
         if expires is None and keys is None:
-            return ids, envelope.encode_many(ids, now, data)
+            return ids, envelope.encode_many(ids, now, data, trace)
         keys = keys or [None] * len(data)
         return ids, [
-            envelope.encode(mid, now, d, 0, k, expires)
+            envelope.encode(mid, now, d, 0, k, expires, trace)
             for mid, d, k in zip(ids, data, keys, strict=True)
         ]
 

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from . import tracing
 from .checks import is_async
 from .client import TRANSIENT, Commands
 from .collector import GarbageCollector
@@ -112,6 +113,7 @@ class WorkerDriver(Driver):
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
         watched = self.watched.get(threading.get_ident()) if core.time_limit else None
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
         out: list[Outcome] = []
         begun = clock()
         for guard in op.guards:
@@ -121,7 +123,10 @@ class WorkerDriver(Driver):
             if watched is not None:
                 watched.begin(guard, out, t0)
             try:
-                result = handler(guard if pass_guard else guard.payload)
+                if hook is None:
+                    result = handler(guard if pass_guard else guard.payload)
+                else:
+                    result = hook.process(handler, guard, pass_guard)
                 if result is not None and inspect.isawaitable(result):
                     core._undeliverable(result)
                 error = None

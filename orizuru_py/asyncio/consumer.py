@@ -29,6 +29,7 @@ class MessageGuard(GuardCore):
     dead_letter = awaiting(GuardCore._dead_letter)
 
     async def __aenter__(self) -> MessageGuard:
+        self._entered()
         return self
 
     async def __aexit__(
@@ -38,8 +39,11 @@ class MessageGuard(GuardCore):
         tb: TracebackType | None,
     ) -> None:
         """A clean exit acks, an exception rejects and propagates; a settled guard is left alone."""
-        if not self.settled:
-            await (self.ack() if exc_type is None else self.reject())
+        try:
+            if not self.settled:
+                await (self.ack() if exc_type is None else self.reject())
+        finally:
+            self._exited(exc)
 
 
 class Consumer(ConsumerCore[MessageGuard]):

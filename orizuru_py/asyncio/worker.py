@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .. import tracing
 from ..checks import is_async
 from ..client import TRANSIENT, Commands
 from ..control import Wait, Wake
@@ -99,6 +100,7 @@ class AsyncWorkerDriver(AsyncDriver):
         core, clock = self.core, time.perf_counter
         handler, pass_guard, observer = core.handler, core.pass_guard, core.observer
         me, limit = asyncio.current_task(), core.time_limit
+        hook = tracing.hook  # None unless orizuru_py.otel.instrument() ran
         out: list[Outcome] = []
         begun = clock()
         for guard in op.guards:
@@ -106,7 +108,10 @@ class AsyncWorkerDriver(AsyncDriver):
                 observer.started(op.queue, guard.id)
             t0 = clock()
             try:
-                call = handler(guard if pass_guard else guard.payload)
+                if hook is None:
+                    call = handler(guard if pass_guard else guard.payload)
+                else:
+                    call = hook.process_async(handler, guard, pass_guard)
                 await (call if limit is None else within(call, limit))
                 error = None
             except BaseException as exc:  # a failed attempt; unless the worker is cancelling us

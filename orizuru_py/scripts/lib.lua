@@ -3,7 +3,8 @@
 --
 -- Envelope:     "OZ" .. version (1 or 2) .. deliveries (uint32 BE) .. enqueued_ms (uint64)
 --               .. #id (1 byte) .. id .. [version 2: #ext (uint16) .. ext] .. payload
---               ext: tag (1 unique key, 2 expiry) .. #value (uint16) .. value
+--               ext: tag (1 unique key, 2 expiry, 3 trace context; a reader skips
+--               a tag it does not know) .. #value (uint16) .. value
 -- Dead record:  "OZD\1" .. #reason (uint32) .. reason .. dead_ms (2 x uint32) .. original bytes
 -- Every script checks the type of each key it may write before its first write
 -- (oz_wrong_type), so a script that fails changes nothing.
