@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio
+from rich.console import Console
 
 import orizuru_py.asyncio as aio
 from orizuru_py import Producer, Queue, RateLimit, RateLimited, Worker
-from orizuru_py.ops import views
+from orizuru_py.ops import top, views
 from tests.apis import Api
 from tests.clirun import ROOT, environment, one_error_line, orizuru
 from tests.support import keys_of, running, wait_for
@@ -154,6 +155,9 @@ def test_stats_and_the_stats_command_show_a_throttled_queue(r: redis.Redis, queu
     assert stats.delayed == 5  # the throttled ones wait there, uncounted
     text = views.stats_text([stats])
     assert "throttled limiter" in text and "\\x1b[31mred" in text and "\x1b" not in text
+    console = Console(width=100, height=24, record=True, color_system=None)
+    console.print(top.frame([stats], "title", 24))
+    assert f"{queue}[throttled]" in console.export_text()
 
 
 # -- rate limits across processes -----------------------------------------------------------

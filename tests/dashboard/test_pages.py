@@ -10,9 +10,9 @@ from typing import Any
 import redis
 from playwright.sync_api import Page, expect
 
-from orizuru_py import Consumer, GarbageCollector, Producer, Queue, Schedule
+from orizuru_py import Consumer, GarbageCollector, Producer, Queue, RateLimit, Schedule, Worker
 from orizuru_py.keys import QueueKeys
-from tests.support import Proxy, wait_for
+from tests.support import Proxy, running, wait_for
 
 from .conftest import dead_letter, push, vanished_consumer
 from .served import Served
@@ -320,3 +320,23 @@ def test_the_overview_lists_periodic_messages_soonest_first_and_marks_the_late_a
     assert page.evaluate("window.__xss") is None
     assert page.locator("main img").count() == 0
     assert dialogs == []
+
+
+def test_a_throttled_queue_is_marked_and_its_hostile_limiter_key_is_only_text(
+    serve: Callable[..., Served], page: Page, r: redis.Redis, prefix: str, queue: str
+) -> None:
+    tenant = "<img src=x onerror=window.__xss=1>"
+    push(r, prefix, queue, [{"tenant": tenant, "n": i} for i in range(3)])
+    limit = RateLimit(1, per=60.0, key=lambda payload: payload["tenant"])
+    worker = Worker(r, queue, lambda payload: None, prefix=prefix, rate_limit=limit)
+    with running(worker):
+        wait_for(lambda: Queue(r, queue, prefix=prefix).stats().throttled)
+        dashboard = serve()
+        page.goto(dashboard.url + "/")
+        badge = page.locator(f'tr[data-queue="{queue}"] [data-field="throttled"]')
+        expect(badge).to_have_text("throttled")
+        expect(badge).to_have_attribute("title", re.compile(re.escape(tenant)))
+        page.goto(dashboard.url + f"/queues/{queue}")
+        expect(page.locator('[data-field="throttled"]')).to_have_text("throttled")
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img").count() == 0

@@ -106,7 +106,7 @@ def worker_options(s: argparse.ArgumentParser) -> None:
         "--rate-limit-key",
         metavar="module:function",
         help="one limit per value this function gives for a payload (a tenant, say); "
-        "with --rate-limit",
+        "with --rate-limit (default: one limit for the whole queue)",
     )
     s.add_argument(
         "--time-limit",
