@@ -35,8 +35,8 @@ COUNT_MONOTONE = ">=dv[m]"
 NO_LIVE_REAPED = "!(((1&&reg[c])"
 ORPHANS_NOTICED = "recon[c]||"
 
-# The model with one rule broken (MUTANT_*), or as the code is today (TODAY_*: open
-# defects, fixed in the model), the configuration that shows it, the property broken.
+# The model with one rule broken (MUTANT_*), or as the code was (TODAY_*: defects the
+# model found, fixed since), the configuration that shows it, the property broken.
 BROKEN = [
     ("MUTANT_COPY", "successors", EXACTLY_ONE_PLACE),  # a reject that pushes unchecked
     ("MUTANT_NO_RECHECK", "pair", NO_LIVE_REAPED),  # reap on expired.lua's word alone
