@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from . import envelope, scripts
+from .checks import MAX_BATCH
 from .client import TRANSIENT
 from .codecs import Codec
 from .errors import DecodeError
@@ -58,35 +59,44 @@ async def deliver(
         guard = make(held, driver, raw, mid, payload, deliveries + 1, enqueued_ms, unique_key)
         guard.started, guard.epoch = key is processing, held.epoch
         guards.append(guard)
+    # The take moved them to the newest end of their list, where a worker's starts may
+    # have pushed what it held ahead of them since: look as deep as that can reach.
+    look = len(raws) + scripts.BUDGET + min(held.count, MAX_BATCH)
     for raw, reason, key in bad:
-        await dead_letter_garbage(held, raw, reason, key)
+        await dead_letter_garbage(held, raw, reason, key, look=look)
     for key, dropped in expired.items():
-        await _drop_expired(held, dropped, key)
+        await _drop_expired(held, dropped, key, look)
     return guards
 
 
 async def dead_letter_garbage(
-    held: Held, raw: bytes, reason: str, key: str, *, newest: bool = True
-) -> None:
+    held: Held, raw: bytes, reason: str, key: str, *, newest: bool = True,
+    look: int = scripts.BUDGET,
+) -> None:  # fmt: skip
     """Bytes of our list ``key`` that are no message we can read: to the dead list (they
-    are at its newest end, a take just moved them, or with ``newest`` False its oldest)."""
+    are among its ``look`` newest, a take just moved them, or with ``newest`` False its
+    oldest). Not found there, they stay ours and the lists are reconciled."""
     log.error("queue %s: dead-lettering a message that cannot be decoded: %s", held.keys.name,
               reason)  # fmt: skip
     try:
-        await scripts.dead_letter_garbage(held.keys, key, reason, raw, newest).run()
+        moved = await scripts.dead_letter_garbage(held.keys, key, reason, raw, newest, look).run()
     except TRANSIENT as exc:
         log.warning("could not dead-letter it (%s); it will be handed back", exc)
         held.abandon([raw])
         return
     held.forget([raw])
+    if not moved:
+        held.stale = True
 
 
-async def _drop_expired(held: Held, raws: list[bytes], key: str) -> None:
+async def _drop_expired(held: Held, raws: list[bytes], key: str, look: int) -> None:
     try:
-        await scripts.drop(held.keys, key, "expired", raws).run()
+        dropped = await scripts.drop(held.keys, key, "expired", raws, look).run()
     except TRANSIENT as exc:
         log.warning("could not drop %d expired message(s) (%s); handed back", len(raws), exc)
         held.abandon(raws)
         return
     log.info("queue %s: dropped %d message(s) whose ttl had passed", held.keys.name, len(raws))
     held.forget(raws)
+    if not all(dropped):  # not where a take leaves them: the reconcile sorts them out
+        held.stale = True

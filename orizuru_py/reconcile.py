@@ -34,6 +34,14 @@ async def reconcile(held: Held) -> None:
 
 async def _reconcile(held: Held) -> None:
     held.stale = False  # what goes wrong from now on sets it again
+    try:
+        await _sort(held)
+    except BaseException:  # cancelled, or the connection failed: still due
+        held.stale = True
+        raise
+
+
+async def _sort(held: Held) -> None:
     lists = (held.prefetch, held.processing)
     spare = Counter(held.copies())  # before the lists: one settled meanwhile is not unknown
     seen = held.take_seen()

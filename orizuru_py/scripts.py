@@ -242,20 +242,23 @@ def dead_letter(
 
 
 def dead_letter_garbage(
-    k: QueueKeys, source: str, reason: str, raw: bytes, newest: bool
+    k: QueueKeys, source: str, reason: str, raw: bytes, newest: bool, look: int = BUDGET
 ) -> ScriptCall:
     """Move bytes that are no message at all (no id to find them by) to the dead list,
-    looking for them from the newest end of ``source`` (a take just moved them), or the
-    oldest."""
+    looking for them among the ``look`` newest elements of ``source`` (a take just moved
+    them there), or the oldest."""
     keys = (source, k.dead, k.cancel, k.unique, k.unique_expiry)
-    return ScriptCall(DEAD_LETTER, keys, (reason, "raw", raw, 1 if newest else -1, BUDGET))
+    return ScriptCall(DEAD_LETTER, keys, (reason, "raw", raw, 1 if newest else -1, look))
 
 
-def drop(k: QueueKeys, source: str, why: str, raws: Sequence[bytes]) -> ScriptCall:
+def drop(
+    k: QueueKeys, source: str, why: str, raws: Sequence[bytes], look: int = BUDGET
+) -> ScriptCall:
     """Take messages a take just moved into ``source`` out of it undelivered, counted:
-    ``why`` "expired" or "cancelled" (only those with a pending cancellation)."""
+    ``why`` "expired" or "cancelled" (only those with a pending cancellation), looking
+    among its ``look`` newest elements."""
     keys = (source, k.cancel, k.unique, k.unique_expiry, k.counts)
-    return ScriptCall(DROP, keys, (why, packed_ids(raws), len(raws) + BUDGET))
+    return ScriptCall(DROP, keys, (why, packed_ids(raws), max(look, len(raws) + BUDGET)))
 
 
 def release(k: QueueKeys, prefetch: str, limit: int) -> ScriptCall:

@@ -38,6 +38,7 @@ from .consumer import Consumer
 from .driver import AsyncDriver
 
 log = logging.getLogger("orizuru_py.worker")
+ABORT_WAIT = 10.0  # seconds an aborting worker waits for its cancelled tasks to end
 
 
 class AsyncWorkerDriver(AsyncDriver):
@@ -224,9 +225,18 @@ class Worker(WorkerCore):
                 self.aborted = cancelled = True
                 drained = False
             if not drained:
-                for task in (*fetchers, *workers, control):
+                # A task whose cancellation the client lost (redis-py can, awaiting a reply
+                # under a socket timeout) still ends: every loop's wait now says stop.
+                self.control.closed = True
+                tasks = (*fetchers, *workers, control)
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*fetchers, *workers, control, return_exceptions=True)
+                await self._driver.wake_all()
+                _, left = await asyncio.wait(tasks, timeout=ABORT_WAIT)
+                if left:
+                    log.error("worker %s: %d task(s) did not end within %g s of being "
+                              "cancelled; left behind", self.consumer.id, len(left),
+                              ABORT_WAIT)  # fmt: skip
                 for consumer in self.consumers:
                     await consumer.stop_heartbeat()
                 log.warning("worker %s stopped at once; the GC will return its in-flight "
