@@ -6,9 +6,10 @@ were taken). What it did not see there is searched for by further calls, each lo
 at the next ``BUDGET`` elements: each call moves those it looked at and did not want to
 the newest end, so no call costs more than its budget, whatever the list's length and
 the message's place. A message counts as not there only once as many elements as the
-list held have been looked at. One such search runs at a time per consumer (its
-``scan_lock``), so no other rotation can carry an element past it; settles and takes
-meanwhile only remove elements or add them at the newest end, which carries none past.
+list held when the search began have been looked at. One such search runs at a time
+per consumer (its ``scan_lock``), so no other rotation can carry an element past it;
+settles and takes meanwhile only remove elements or add them at the newest end, which
+carries none past.
 """
 
 from __future__ import annotations
@@ -44,18 +45,25 @@ async def go_on(
     """After a first call that looked at ``looked`` of ``length`` elements: search the
     rest of the list for the messages not yet seen (status 0)."""
     if 0 in found and looked < length:
-        await Exclusive(_search(raws, step, found, length), lock=held.scan_lock)
+        await Exclusive(_search(raws, step, found), lock=held.scan_lock)
     return found
 
 
-async def _search(raws: Sequence[bytes], step: Step, found: list[int], length: int) -> None:
-    looked = 0
-    while looked < length:
+async def _search(raws: Sequence[bytes], step: Step, found: list[int]) -> None:
+    """Look on, a budget a call, until the missing are found or as many elements as the
+    list held when the search began (its first call's count, under the lock) were
+    looked at. Not the first reply's count: between it and the lock, another search (of
+    the same commit, say) may have carried a message behind elements added since."""
+    looked, length = 0, -1
+    while looked < length or length < 0:
         missing = [i for i, status in enumerate(found) if status == 0]
         if not missing:
             return
         reply = await step([raws[i] for i in missing], True).run()
-        statuses_of_missing, n, _ = statuses(reply, len(missing))
+        statuses_of_missing, n, before = statuses(reply, len(missing))
         for i, status in zip(missing, statuses_of_missing, strict=True):
             found[i] = status
-        looked += n or length  # n is 0 when all were found, or the list is empty
+        if n == 0:  # all were found, or the list is empty
+            return
+        length = before if length < 0 else length
+        looked += n

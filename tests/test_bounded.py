@@ -12,7 +12,7 @@ fails only if it sees one again.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from orizuru_py.envelope import Envelope, new_ids, now_ms
 from orizuru_py.held import Held
 from orizuru_py.plan import Driver
 from orizuru_py.reconcile import reconcile
-from orizuru_py.search import settle
+from orizuru_py.search import go_on, settle, statuses
 from tests.support import wait_for
 
 LIMIT_US = 10_000
@@ -110,6 +110,31 @@ def test_a_search_finds_a_message_at_any_depth_and_tells_one_not_there_only_afte
     assert driver.run(settle(held, [deep, gone, raws[2]], ack)) == [1, 0, 1]
     left = r.lrange(held.processing, 0, -1)
     assert len(left) == len(raws) - 2 and set(left) == set(raws) - {deep, raws[2]}
+    r.delete(held.processing)
+
+
+def test_a_search_finds_a_message_another_search_carried_behind_newer_ones(
+    r: redis.Redis, queue: str
+) -> None:
+    """A commit's slices search one after another: the first carries the second's messages
+    to the newest end, behind messages taken meanwhile. The second looks as deep as the
+    list is when it begins, not as it was at its first reply."""
+    held, driver = _held(r, queue)
+    raws = _envelopes(3 * BUDGET)
+    _fill_list(r, held.processing, raws)
+    deep = raws[-5]  # among the newest
+    first = driver.run(scripts.ack(held.keys, held.processing, [deep], []).run())
+    found, looked, length = statuses(first, 1)
+    assert (found, looked, length) == ([0], BUDGET, 3 * BUDGET)
+    _fill_list(r, held.processing, _envelopes(BUDGET))  # taken meanwhile, at the newest end
+    for _ in raws:  # another search rotated the whole list past them
+        r.rpoplpush(held.processing, held.processing)
+
+    def ack(found: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
+        return scripts.ack(held.keys, held.processing, found, [], rotate)
+
+    assert driver.run(go_on(held, [deep], ack, found, looked, length)) == [1]
+    assert r.llen(held.processing) == 4 * BUDGET - 1
     r.delete(held.processing)
 
 
