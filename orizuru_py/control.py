@@ -53,10 +53,17 @@ class Control:
         self._acks: dict[Lane, list[GuardCore]] = {}
         self._tickets: list[Ticket] = []
         self.closed = False  # no loop will leave anything more: send the rest and end
+        self.acking = 0  # acks left here and not yet sent (or given up on)
 
     def ack(self, lane: Lane, guards: list[GuardCore]) -> None:
         with self._lock:
             self._acks.setdefault(lane, []).extend(guards)
+            self.acking += len(guards)
+
+    def sent(self, n: int) -> None:
+        """``n`` acks taken from here went (or were given up on)."""
+        with self._lock:
+            self.acking -= n
 
     def start(self, lane: Lane, chunk: list[GuardCore]) -> Ticket:
         ticket = Ticket(lane, chunk)

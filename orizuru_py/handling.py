@@ -46,6 +46,7 @@ log = logging.getLogger("orizuru_py.worker")
 
 T = TypeVar("T")
 ACK_WITHIN = 0.005  # acks of a chunk still running go out after at most this long
+ACKS_BEHIND = 10_000  # no fetch while this many acks wait for the control loop
 DEFAULT_DRAIN_TIMEOUT = 30.0
 DEFAULT_GC_INTERVAL = 5.0
 # Unstarted messages a worker may keep at most; it keeps that many only while its handler
@@ -216,7 +217,7 @@ class WorkerCore:
         empty; when its queue is empty, block on it, so a push starts at once."""
         lanes, consumer = self.lanes, lane.consumer
         while True:
-            await Until(lambda: self.stopping or lanes.may_fetch(lane), "room")
+            await Until(lambda: self.stopping or self._may_fetch(lane), "room")
             if self.stopping:
                 return
             with self._hand:
@@ -236,6 +237,12 @@ class WorkerCore:
                 with self._hand:
                     lanes.add(lane, guards, room)
                 await Notify(len(guards), room=True)
+
+    def _may_fetch(self, lane: Lane) -> bool:
+        """The lane may fetch (see ``Lanes.may_fetch``) and the acks have kept up: a
+        control loop behind handlers that outrun it does not let the processing list
+        grow without bound (what a death of this worker would run twice)."""
+        return self.control.acking < ACKS_BEHIND and self.lanes.may_fetch(lane)
 
     async def _fetch(self, lane: Lane, room: int, timeout: float, direct: bool) -> list[GuardCore]:
         """One take of up to ``room`` on the lane's consumer (its driver, its lock);
@@ -333,6 +340,9 @@ class WorkerCore:
             await Wake(tuple(tickets))
             if started is not None:
                 self._acked([g for lane in acks for g in acks[lane]])
+            if acks:
+                control.sent(sum(map(len, acks.values())))
+                await Notify(room=True)  # a fetch loop may wait for the acks to keep up
 
     def _acked(self, guards: list[GuardCore]) -> None:
         self.stats.handled += len(guards)

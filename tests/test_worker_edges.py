@@ -23,6 +23,7 @@ from orizuru_py import (
     QueueKeys,
     Worker,
     WorkerCrashed,
+    handling,
 )
 from orizuru_py.envelope import message_id
 from orizuru_py.handling import WorkerCore
@@ -96,6 +97,30 @@ def test_a_thread_of_ours_that_dies_stops_the_worker_loudly_and_the_gc_recovers(
     report = GarbageCollector(r, queue).collect()
     assert report.consumers_reaped == 1
     assert r.llen(QueueKeys(queue).queue) + worker.stats.handled == 10  # acked, or back
+
+
+def test_handlers_that_outrun_the_acks_do_not_grow_the_processing_list_without_bound(
+    r: redis.Redis, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fetch waits while too many acks wait for the control loop: what a death of
+    the worker would run twice stays bounded, however slow the acks are."""
+    monkeypatch.setattr(handling, "ACKS_BEHIND", 50)
+    original = WorkerCore._acked
+
+    def slow_acks(self: WorkerCore, guards: Any) -> None:
+        time.sleep(0.02)  # a control loop that falls behind its handlers
+        original(self, guards)
+
+    monkeypatch.setattr(WorkerCore, "_acked", slow_acks)
+    Producer(r, queue).push_many(range(3000))
+    worker = Worker(r, queue, lambda p: None, concurrency=2, prefetch=10)
+    deepest = 0
+    with running(worker):
+        while worker.stats.handled < 3000:
+            deepest = max(deepest, r.llen(worker.consumer.processing_key))
+            time.sleep(0.001)
+    # 50 acks waiting, a commit in flight, a chunk per thread and the few kept ahead
+    assert 0 < deepest <= 50 + 2 * (2 + 10) + 10
 
 
 async def _async_handler(payload: Any) -> None:
