@@ -163,16 +163,20 @@ def worker(
     queues: int = 1,
     concurrency: int = 8,
     work: Callable[[Any], object] | None = None,
+    **options: Any,
 ) -> Result:
     """``Worker`` whose handler runs ``work`` (default: nothing), timed from start until
     every message is handled and acked (stopping it is not timed). With several ``queues``,
-    the messages are spread evenly over them (strict priority: one after the other)."""
+    the messages are spread evenly over them (strict priority: one after the other).
+    ``options`` go to the Worker (a rate limit, a time limit)."""
     names = [b.queue("worker") for _ in range(queues)]
     for i, queue in enumerate(names):
         share = n // queues + (1 if i < n % queues else 0)
         fill(b, queue, share, start=i * n)
     handler = Counter(work)
-    w = Worker(b.r, names, handler, concurrency=concurrency, prefix=b.prefix, observer=observer)
+    w = Worker(
+        b.r, names, handler, concurrency=concurrency, prefix=b.prefix, observer=observer, **options
+    )
     thread = threading.Thread(target=w.run, name="bench-worker", daemon=True)
     try:
         with Timer(b.r) as t:

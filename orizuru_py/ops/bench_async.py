@@ -93,11 +93,12 @@ def worker(
     n: int,
     concurrency: int = 100,
     work: Callable[[Any], Awaitable[object]] | None = None,
+    **options: Any,
 ) -> Result:
     """The asyncio ``Worker`` at ``concurrency`` tasks (its default: 100) with a coroutine
     handler that awaits ``work`` (default: nothing), timed from start until every message
     is handled and acked (stopping it is not timed: a fetch blocked on the empty queue
-    holds a graceful stop up to 1 s)."""
+    holds a graceful stop up to 1 s). ``options`` go to the Worker."""
     queue = b.queue("async-worker")
     fill(b, queue, n)
 
@@ -112,7 +113,7 @@ def worker(
             if seen[0] >= n:
                 done.set()
 
-        w = Worker(r, queue, handler, concurrency=concurrency, prefix=b.prefix)
+        w = Worker(r, queue, handler, concurrency=concurrency, prefix=b.prefix, **options)
         running = asyncio.create_task(w.run())
 
         async def stop() -> None:
