@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from orizuru_py import (
     GarbageCollector,
     MsgpackCodec,
     Producer,
+    outage,
     scripts,
 )
 from orizuru_py.envelope import Envelope, new_id, now_ms
@@ -316,6 +318,27 @@ def test_an_outage_is_logged_once_when_lost_and_once_when_back(
     back = [rec for rec in ours if "reachable again" in rec.getMessage()]
     assert len(lost) == 1 and "lost the server" in lost[0].getMessage(), lost
     assert len(back) == 1 and back[0].levelno == logging.INFO
+
+
+def test_a_long_outage_reminds_at_most_every_30_s(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two loops failing every second for 95 s: one line lost, a reminder at 30, 60 and
+    90 s, one line back (the clock is the outage's own, stepped by the test)."""
+    now = [1000.0]
+    monkeypatch.setattr(outage, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    caplog.set_level(logging.INFO, logger="orizuru_py")
+    record = outage.Outage("redis://somewhere:6379/0")
+    for second in range(96):
+        now[0] = 1000.0 + second
+        record.lost("heartbeat", redis.ConnectionError("refused"))
+        record.lost("take", redis.ConnectionError("refused"))
+    record.back()
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "orizuru_py"]
+    assert len(lines) == 5, lines
+    assert "lost the server" in lines[0]
+    assert [line.split("after ")[1].split(" s")[0] for line in lines[1:4]] == ["30", "60", "90"]
+    assert "reachable again after 95.0 s" in lines[4]
 
 
 def test_a_message_taken_while_close_waits_is_delivered_or_handed_back_not_both(
