@@ -5,8 +5,9 @@ from what the scripts report), and the server's own clock agrees.
 The server's SLOWLOG records every command slower than ``LIMIT_US``: its own time, free
 of any client's scheduling. A script that looks at ``BUDGET`` elements runs in a
 millisecond or two; a busy machine can still stretch one call past the limit by
-preempting the server, so a case that sees a slow call is run once more, afresh, and
-fails only if it sees one again.
+preempting the server (CI saw 10.1 and 13.5 ms twice in a row, with four test runs on
+two cores), so a case that sees a slow call is run again, afresh, and fails only if
+each of three attempts sees one.
 """
 
 from __future__ import annotations
@@ -49,16 +50,20 @@ def slow_calls(admin: redis.Redis, queue: str) -> Iterator[list[int]]:
         admin.config_set("slowlog-log-slower-than", before)
 
 
+ATTEMPTS = 3  # a script that looks at too much is slow every time; a preempted one not
+
+
 def never_slow(admin: redis.Redis, case: Callable[[str], None], queue: str) -> None:
-    """Run ``case`` (which builds its own state on the queue it is given), watched; once
-    more on a fresh queue if a call was slow (a preempted server); fail if again."""
-    for attempt in range(2):
+    """Run ``case`` (which builds its own state on the queue it is given), watched; again
+    on a fresh queue if a call was slow (a preempted server); fail if every attempt saw
+    one."""
+    for attempt in range(ATTEMPTS):
         name = f"{queue}-{attempt}"
         with slow_calls(admin, name) as slow:
             case(name)
         if not slow:
             return
-    raise AssertionError(f"calls that held the server over {LIMIT_US} µs, twice: {slow}")
+    raise AssertionError(f"calls over {LIMIT_US} µs in each of {ATTEMPTS} attempts: {slow}")
 
 
 def _envelopes(n: int) -> list[bytes]:
