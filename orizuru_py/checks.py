@@ -52,6 +52,18 @@ def max_attempts(value: int | None) -> int:
     return count("max_attempts", value, 1)
 
 
+def function(what: str, value: object) -> None:
+    """Something to call."""
+    if not callable(value):
+        raise TypeError(f"{what} must be callable, got {type(value).__name__}")
+
+
+def instance(what: str, value: object, kind: type) -> None:
+    """None, or an instance of ``kind``."""
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{what} must be a {kind.__name__}, got {type(value).__name__}")
+
+
 def seconds(
     value: object, what: str, *, positive: bool = False, most: float | None = None
 ) -> float:

@@ -130,8 +130,7 @@ class GarbageCollectorCore:
     async def _run(self, interval: float) -> None:
         """Collect every ``interval`` seconds (sooner when a consumer's deadline falls
         due) until stopped."""
-        if not isinstance(interval, int | float) or not interval > 0:
-            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        checks.seconds(interval, "interval", positive=True)
         while True:
             self._wake_in = interval
             await self._guarded_pass()

@@ -124,20 +124,15 @@ class WorkerCore:
         rate_limit: RateLimit | None = None,
         time_limit: float | None = None,
     ) -> None:
-        if not callable(handler):
-            raise TypeError(f"handler must be callable, got {type(handler).__name__}")
+        checks.function("handler", handler)
         self._check_handler(handler)
         checks.count("concurrency", concurrency, 1)
         checks.count("max_attempts", max_attempts, 1)
         prefetch = DEFAULT_PREFETCH if prefetch is None else checks.count("prefetch", prefetch, 0)
-        if gc_interval is not None and not (
-            isinstance(gc_interval, int | float) and gc_interval > 0
-        ):
-            raise ValueError(f"gc_interval must be None or positive, got {gc_interval!r}")
-        if not isinstance(drain_timeout, int | float) or drain_timeout < 0:
-            raise ValueError(f"drain_timeout must be >= 0 seconds, got {drain_timeout!r}")
-        if rate_limit is not None and not isinstance(rate_limit, RateLimit):
-            raise TypeError(f"rate_limit must be a RateLimit, got {type(rate_limit).__name__}")
+        if gc_interval is not None:
+            checks.seconds(gc_interval, "gc_interval", positive=True)
+        checks.seconds(drain_timeout, "drain_timeout")
+        checks.instance("rate_limit", rate_limit, RateLimit)
         if time_limit is not None:
             time_limit = checks.seconds(time_limit, "time_limit", positive=True, most=86_400)
         self.queues = checks.queues(queues)

@@ -115,16 +115,18 @@ class QueueStats:
         return doc
 
 
+def _lengths(k: QueueKeys) -> list[scripts.Command]:
+    """How many wait, are delayed, are unacked and are dead (in that order)."""
+    return [("LLEN", k.queue), ("ZCARD", k.delayed), ("LLEN", k.unack), ("LLEN", k.dead)]
+
+
 async def stats(queues: Sequence[QueueKeys]) -> list[QueueStats]:
     """The stats of ``queues``: one round trip for their keys, one for the consumers'
     lists. The next message's age comes from its first bytes, never the whole message."""
     calls: list[scripts.Command] = [("TIME",)]
     for k in queues:
         calls += [
-            ("LLEN", k.queue),
-            ("ZCARD", k.delayed),
-            ("LLEN", k.unack),
-            ("LLEN", k.dead),
+            *_lengths(k),
             ("EXISTS", k.paused),
             ("HGETALL", k.counts),
             ("ZRANGE", k.consumers, 0, -1, "WITHSCORES"),
@@ -252,15 +254,9 @@ def published(blob: bytes | None) -> dict[str, Any]:
 async def sizes(queues: Sequence[QueueKeys]) -> dict[str, dict[str, int]]:
     """Each queue's waiting, delayed, unacked and dead counts and its live consumers, in
     one round trip: what the Prometheus collector reads at every scrape."""
-    calls: list[tuple[Any, ...]] = [("TIME",)]
+    calls: list[scripts.Command] = [("TIME",)]
     for k in queues:
-        calls += [
-            ("LLEN", k.queue),
-            ("ZCARD", k.delayed),
-            ("LLEN", k.unack),
-            ("LLEN", k.dead),
-            ("ZRANGE", k.consumers, 0, -1, "WITHSCORES"),
-        ]
+        calls += [*_lengths(k), ("ZRANGE", k.consumers, 0, -1, "WITHSCORES")]
     replies = raise_any(await scripts.batch(calls))
     seconds, micros = replies[0]
     now_ms = int(seconds) * 1000 + int(micros) // 1000

@@ -2,7 +2,8 @@
 -- first, in one atomic step. Nothing is taken while the queue is paused; messages
 -- with a pending cancellation are dropped instead of taken. A worker whose handler is
 -- quick takes "started": straight into its processing list (the batch is one chunk),
--- except messages delivered before, which go to its prefetch list to start alone.
+-- except messages delivered before (and bytes that are no message), which go to its
+-- prefetch list to start alone.
 -- KEYS[1] consumers      zset    consumer id -> deadline (ms)
 -- KEYS[2] queue          list    waiting messages (taken from the right)
 -- KEYS[3] dest           list    the consumer's prefetch (a worker) or processing list
@@ -49,8 +50,8 @@ if not started then
 end
 local now, later, unstarted = {}, {}, {}
 for i, raw in ipairs(taken) do
-  local a, b, c, d = string.byte(raw, 4, 7)
-  if (a or 0) + (b or 0) + (c or 0) + (d or 0) > 0 then
+  local deliveries = oz_deliveries(raw)
+  if deliveries ~= 0 then  -- delivered before (it starts alone), or no message at all
     later[#later + 1] = raw
     unstarted[#unstarted + 1] = i
   else
