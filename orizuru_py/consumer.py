@@ -100,7 +100,8 @@ class ConsumerCore(Generic[G]):
         self._driver = self.driver_class(r)
         self._beat_driver = self.driver_class(r)  # its own stop: a frozen consumer may resume
         cluster = isinstance(r, RedisCluster) or type(r).__name__ == "RedisCluster"
-        self.held = Held(keys, self.id, cluster=cluster, scan_lock=self.driver_class.new_lock())
+        self.held = Held(keys, self.id, cluster=cluster, scan_lock=self.driver_class.new_lock(),
+                         max_attempts=self.max_attempts)  # fmt: skip
         self.codec = codec or MsgpackCodec()
         self.processing_key = self.held.processing
         self.prefetch_key = self.held.prefetch

@@ -121,9 +121,13 @@ class GuardCore:
         return await self._settling(ack_step([self]))
 
     async def _retry(self, delay: float = 0.0) -> bool:
-        """Back to this queue after ``delay`` seconds, this delivery counted."""
+        """Back to this queue after ``delay`` seconds, this delivery counted; at the
+        consumer's ``max_attempts``th delivery, to the dead-letter list instead (a message
+        retried for good is a poison too)."""
         self._check()
         h, delay_ms = self.held, checks.delay_ms(delay)
+        if h.max_attempts and self.attempts >= h.max_attempts:
+            return await self._dead_letter(f"max attempts reached ({self.attempts} deliveries)")
         done = await self._settling(
             lambda raws, rotate: scripts.retry(h.keys, h.processing, raws, delay_ms, rotate)
         )

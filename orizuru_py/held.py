@@ -24,8 +24,12 @@ from .keys import QueueKeys
 class Held:
     """One consumer's lists and the messages it knows are in them."""
 
-    def __init__(self, keys: QueueKeys, consumer_id: str, *, cluster: bool, scan_lock: Any) -> None:
+    def __init__(
+        self, keys: QueueKeys, consumer_id: str, *, cluster: bool, scan_lock: Any,
+        max_attempts: int = 0,
+    ) -> None:  # fmt: skip
         self.keys = keys
+        self.max_attempts = max_attempts  # deliveries before a retry dead-letters (0: none)
         self.consumer_id = consumer_id
         self.processing = keys.processing(consumer_id)
         self.prefetch = keys.prefetch(consumer_id)

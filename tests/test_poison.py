@@ -145,3 +145,22 @@ def test_what_a_worker_took_but_never_started_comes_back_uncounted(
             [(ids[0], 2), (ids[1], 1), (ids[2], 1)]
         )
         after.ack_many(again)
+
+
+def test_a_message_retried_at_its_last_attempt_is_dead_lettered(r: redis.Redis, queue: str) -> None:
+    """A script that retries whatever fails (``except: guard.retry(10)``) no longer loops on
+    a poison: at the consumer's ``max_attempts``th delivery, retry dead-letters (found by
+    the hunt, seed 302: it went on past max_attempts)."""
+    Producer(r, queue).push({"n": 1})
+    consumer = Consumer(r, queue, max_attempts=2)
+    try:
+        for attempt in (1, 2):
+            guard = consumer.next(timeout=10.0)
+            assert guard is not None and guard.attempts == attempt
+            assert guard.retry(0.0)
+        assert consumer.next(timeout=0.5) is None
+        (record,) = r.lrange(QueueKeys(queue).dead, 0, -1)
+        assert DeadLetter.decode(record).reason == "max attempts reached (2 deliveries)"
+    finally:
+        consumer.close()
+    r.delete(QueueKeys(queue).dead)
