@@ -4,7 +4,6 @@ orizuru_py.guard), awaited, with the heartbeat as a task on the same clock."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import AsyncIterator
 from types import TracebackType
@@ -72,9 +71,13 @@ class Consumer(ConsumerCore[MessageGuard]):
         as if the process had died (a worker stopped at once)."""
         self._beat_driver.closed.set()
         beating = self._heartbeat
-        if beating is not None and beating is not asyncio.current_task():
-            with contextlib.suppress(asyncio.CancelledError):
+        me = asyncio.current_task()
+        if beating is not None and beating is not me:
+            try:
                 await beating
+            except asyncio.CancelledError:
+                if me is not None and me.cancelling():
+                    raise  # this task was cancelled, not (only) the heartbeat's
 
     def _begin_beating(self) -> None:
         plan = beat_forever(weakref.ref(self), self.tick)

@@ -52,8 +52,9 @@ class AsyncDriver:
         if kind is Load:
             return await self.r.script_load(op.source)
         if kind is Pause:
-            try:
-                await asyncio.wait_for(self.closed.wait(), op.seconds)
+            try:  # not wait_for: on 3.11 it can swallow a cancellation that meets the end
+                async with asyncio.timeout(op.seconds):
+                    await self.closed.wait()
             except TimeoutError:
                 return False
             return True
