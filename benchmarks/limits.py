@@ -16,7 +16,6 @@ handlers at 8 threads (the most a per-message cost can weigh). Each limited row'
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 from loads import NOOP, SLEEP_10MS, Load
 
 from orizuru_py.limits import RateLimit
-from orizuru_py.ops import bench, bench_async, benchreport
+from orizuru_py.ops import bench, bench_async
 from orizuru_py.ops.benchdata import Bench, Case, Result
 
 FAR_ABOVE = RateLimit(10_000, per=0.01)  # a million starts a second
@@ -73,19 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
-    with bench.server(args.redis_url) as url:
-        b = Bench(url)
-        try:
-            env = benchreport.environment(b)
-            print(f"limits' cost on {env['server']}, {args.rounds} round(s):", flush=True)
-            rows = bench.run_rounds(b, cases(args.seconds), args.rounds)
-        finally:
-            b.cleanup()
-    print(benchreport.format_table(rows))
-    print("vs ceiling: a limited row's rate over its unlimited row's. " + benchreport.TABLE_NOTE)
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env, "rows": benchreport.rows_json(rows)}))
-    return 0
+    note = "vs ceiling: a limited row's rate over its unlimited row's."
+    return bench.measure(
+        args.redis_url, "limits' cost", cases(args.seconds), args.rounds, note, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ OpenTelemetry, so the same script runs on a checkout from before tracing existed
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from orizuru_py.consumer import Consumer
-from orizuru_py.ops import bench, bench_async, benchreport
+from orizuru_py.ops import bench, bench_async
 from orizuru_py.ops.benchdata import Bench, Case, Result, Timer
 
 Measure = Callable[[Bench, int], Result]
@@ -111,19 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--untraced-only", action="store_true", help="no OpenTelemetry at all")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
-    with bench.server(args.redis_url) as url:
-        b = Bench(url)
-        try:
-            env = benchreport.environment(b)
-            print(f"tracing cost on {env['server']}, {args.rounds} round(s):", flush=True)
-            rows = bench.run_rounds(b, cases(args.messages, args.untraced_only), args.rounds)
-        finally:
-            b.cleanup()
-    print(benchreport.format_table(rows))
-    print("vs ceiling: a traced row's rate over its untraced row's. " + benchreport.TABLE_NOTE)
-    if args.json:
-        args.json.write_text(json.dumps({"environment": env, "rows": benchreport.rows_json(rows)}))
-    return 0
+    note = "vs ceiling: a traced row's rate over its untraced row's."
+    return bench.measure(
+        args.redis_url,
+        "tracing cost",
+        cases(args.messages, args.untraced_only),
+        args.rounds,
+        note,
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -298,16 +298,26 @@ def run(url: str | None, messages: int, rounds: int, json_path: Path | None) -> 
     table, write JSON where asked."""
     if messages < 1 or rounds < 1:
         raise ValueError("--messages and --rounds must be positive")
+    cases = orizuru_cases(messages, messages, messages)
+    return measure(url, "orizuru bench", cases, rounds, "", json_path)
+
+
+def measure(
+    url: str | None, what: str, cases: Sequence[Case], rounds: int, note: str,
+    json_path: Path | None,
+) -> int:  # fmt: skip
+    """Run ``cases`` in interleaved rounds on ``url`` (None: a private embedded server),
+    print the table (``note``: what its "vs ceiling" means) and write JSON where asked."""
     with server(url) as where:
         b = Bench(where)
         try:
             env = benchreport.environment(b)
-            print(f"orizuru bench on {env['server']}, {rounds} round(s):", flush=True)
-            rows = run_rounds(b, orizuru_cases(messages, messages, messages), rounds)
+            print(f"{what} on {env['server']}, {rounds} round(s):", flush=True)
+            rows = run_rounds(b, cases, rounds)
         finally:
             b.cleanup()
     print(benchreport.format_table(rows))
-    print(benchreport.TABLE_NOTE)
+    print(f"{note} {benchreport.TABLE_NOTE}".strip())
     if json_path:
         data = {"environment": env, "rows": benchreport.rows_json(rows)}
         json_path.write_text(json.dumps(data, indent=2))
