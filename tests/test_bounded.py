@@ -3,15 +3,20 @@ message sits: every script looks at a bounded number of elements per call (asser
 from what the scripts report), and the server's own clock agrees.
 
 The server's SLOWLOG records every command slower than ``LIMIT_US``: its own time, free
-of any client's scheduling. A script that looks at ``BUDGET`` elements runs in a
-millisecond or two; a busy machine can still stretch one call past the limit by
-preempting the server (CI saw 10.1 and 13.5 ms twice in a row, with four test runs on
-two cores), so a case that sees a slow call is run again, afresh, and fails only if
-each of three attempts sees one.
+of any client's scheduling, but not of the machine's. A script that looks at ``BUDGET``
+elements runs in a millisecond or two on a quiet machine; on a loaded one the server is
+preempted in the middle of calls (CI's passes side by side on two cores stretched
+bounded calls to 10-47 ms, dozens a case), so wall time cannot be the test's verdict
+there. Each case's outcome is asserted always; its server time only with
+``ORIZURU_SLOWLOG=strict``, which ``.ci/run`` sets for a run of this file alone after
+the parallel passes. Even then a case that sees a slow call is run again, afresh, and
+fails only if each of three attempts sees one (an unbounded script is slow every time).
+The test's own setup and cleanup (filling and deleting lists) are not counted.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +35,8 @@ from orizuru_py.search import go_on, settle, statuses
 from tests.support import wait_for
 
 LIMIT_US = 10_000
+STRICT = os.environ.get("ORIZURU_SLOWLOG") == "strict"
+SETUP = {b"LPUSH", b"RPUSH", b"DEL", b"UNLINK"}  # the cases' own filling and cleanup
 BUDGET = scripts.BUDGET
 
 
@@ -45,7 +52,8 @@ def slow_calls(admin: redis.Redis, queue: str) -> Iterator[list[int]]:
     finally:
         tag = f"{{{queue}}}".encode()
         for entry in admin.slowlog_get(1000):
-            if any(tag in part for part in entry["command"].split()):
+            words = entry["command"].split()
+            if words[0].upper() not in SETUP and any(tag in word for word in words):
                 found.append(int(entry["duration"]))
         admin.config_set("slowlog-log-slower-than", before)
 
@@ -54,9 +62,12 @@ ATTEMPTS = 3  # a script that looks at too much is slow every time; a preempted 
 
 
 def never_slow(admin: redis.Redis, case: Callable[[str], None], queue: str) -> None:
-    """Run ``case`` (which builds its own state on the queue it is given), watched; again
-    on a fresh queue if a call was slow (a preempted server); fail if every attempt saw
-    one."""
+    """Run ``case`` (which builds its own state on the queue it is given and asserts its
+    outcome). Strict: watched, and again on a fresh queue if a call was slow (a preempted
+    server); fail if every attempt saw one."""
+    if not STRICT:
+        case(queue)
+        return
     for attempt in range(ATTEMPTS):
         name = f"{queue}-{attempt}"
         with slow_calls(admin, name) as slow:
