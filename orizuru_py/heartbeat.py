@@ -33,7 +33,7 @@ from .plan import Call, Pause, raise_any
 log = logging.getLogger("orizuru_py.heartbeat")
 
 PROMOTE_BATCH = 1000
-RECOVER_CHUNK = 1000  # messages moved per script call when a consumer closes or is reaped
+RECOVER_CHUNK = 500  # messages moved per script call when a consumer closes or is reaped
 _RATE_WINDOW = 60.0  # seconds over which a consumer's published rates are taken
 
 
