@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import glob
+import os
 import socket
 import threading
 import time
@@ -70,6 +71,15 @@ def held_by(r: redis.Redis, queue: str, name: str, prefix: str = "orizuru") -> i
     return sum(
         r.llen(keys.processing(i)) + r.llen(keys.prefetch(i)) for i in instances(r, queue, name)
     )
+
+
+def alive(pid: int) -> bool:
+    """Whether a process of this id exists (a zombie counts until it is reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> Any:

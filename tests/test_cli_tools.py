@@ -15,16 +15,9 @@ import redis
 from orizuru_py.ops import cli, demo
 from orizuru_py.ops.embedded import _free_port
 from tests.clirun import ORIZURU, ROOT, Lines, environment, one_error_line, orizuru, started
+from tests.support import alive
 
 TABLE = ("orizuru demo on ", "pushed ", "killed ", "recovered ", "acked ", "lost ", "throughput ")
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # -- server -----------------------------------------------------------------------------

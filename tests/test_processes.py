@@ -14,19 +14,11 @@ import redis
 from orizuru_py import Producer, Queue
 from orizuru_py.keys import QueueKeys
 from orizuru_py.ops.embedded import _free_port
-from tests.support import wait_for
+from tests.support import alive, wait_for
 from tests.test_metrics import scrape, value
 
 ROOT = Path(__file__).resolve().parent.parent
 MESSAGES = 3000
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def live_pids(q: Queue) -> set[int]:
