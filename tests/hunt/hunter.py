@@ -1,0 +1,370 @@
+"""The hunter: runs a seed's steps against a real server and checks the invariants after
+each; then drains. A violation raises ``Violation`` with the seed and the step log, so
+``run(url, seed, n)`` replays it (the same seed gives the same steps)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import traceback
+import uuid
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+import orizuru_py
+import orizuru_py.asyncio as aoz
+
+from .actors import Loop, Slot, WorkerSlot, sigkill_child
+from .book import Book
+from .invariants import Checker, Live
+from .plan import SLOTS, Step, steps
+from .snapshot import take
+
+HBT = 3.0  # heartbeat timeout of every consumer: a live one is reaped only after 2.5 s unheard
+CHILD_HBT = 1.5
+MAX_ATTEMPTS = 4
+DRAIN = 90.0  # seconds the drain may take before what is left is a strand
+EXPECTED = (RedisConnectionError, RedisTimeoutError)  # a cut connection may surface so
+
+
+class Violation(AssertionError):
+    pass
+
+
+class Hunter:
+    def __init__(self, url: str, seed: int) -> None:
+        self.url, self.seed = url, seed
+        tag = uuid.uuid4().hex[:8]
+        self.queue, self.side = f"hunt-{tag}", f"hunt-{tag}-side"
+        self.r = redis.Redis.from_url(url)
+        self.book = Book(MAX_ATTEMPTS)
+        self.checker = Checker(self.book)
+        self.loop = Loop()
+        self.slots: dict[str, Slot] = {}
+        self.workers: dict[str, WorkerSlot] = {}
+        self.log: list[str] = []
+        self.n = 0  # payload numbers
+        self.born = 0  # consumer generations, for unique names
+        self.paused = False
+        self.figures: dict[str, int] = {}
+        self.drain_seconds = DRAIN
+        self.producer = orizuru_py.Producer(self.r, self.queue)
+        self.aclient = redis.asyncio.Redis.from_url(url)
+        self.aproducer = aoz.Producer(self.aclient, self.queue)
+        self.q = orizuru_py.Queue(self.r, self.queue)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self, n: int, deadline: float | None = None) -> int:
+        """Run the seed's first ``n`` steps (fewer if ``deadline``, monotonic, passes), then
+        drain; returns the number of steps run."""
+        done = 0
+        try:
+            for step in steps(self.seed, n):
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                self.one(step)
+                done += 1
+            self.drain()
+        finally:
+            self.close()
+        return done
+
+    def one(self, step: Step) -> None:
+        try:
+            outcome = getattr(self, f"do_{step.kind}")(step)
+        except EXPECTED as exc:
+            outcome = f"error {type(exc).__name__}: {exc}"
+        except Exception:
+            self.log.append(f"{step}: raised\n{traceback.format_exc()}")
+            self.fail(["a step raised an unexpected exception"])
+        self.log.append(f"{step}: {outcome}")
+        self.check()
+
+    def check(self) -> None:
+        for slot in list(self.slots.values()):
+            with contextlib.suppress(*EXPECTED):  # still stale: checked after a later one
+                slot.reconcile()
+        lives: list[Live] = [s.live() for s in self.slots.values()]
+        lives += [c for w in self.workers.values() for c in w.lives()]
+        snap = take(self.r, self.queue, self.side)
+        stale = {s.consumer.id for s in self.slots.values() if s.consumer.held.stale}
+        lives = [c for c in lives if c.id not in stale or c.knows is None]
+        found = self.checker.check(snap, lives)
+        with self.book.lock:
+            found += self.book.errors
+            self.book.errors = []
+        if found:
+            self.fail(found)
+
+    def fail(self, found: list[str]) -> None:
+        raise Violation(
+            f"seed {self.seed}: {len(found)} violation(s) after step {len(self.log)}:\n  "
+            + "\n  ".join(found)
+            + f"\nqueue {self.queue}; replay: ORIZURU_HUNT_SEED={self.seed} "
+            f"ORIZURU_HUNT_STEPS={len(self.log)}\nstep log:\n  " + "\n  ".join(self.log)
+        )
+
+    def close(self) -> None:
+        for w in list(self.workers.values()):
+            with contextlib.suppress(Exception):
+                w.stop(1)
+        for s in list(self.slots.values()):
+            try:
+                s.stop_heartbeat()
+                s.drop()
+            except Exception:
+                pass
+        self.loop.run(self.aclient.aclose())
+        self.loop.close()
+        self.r.close()
+
+    # -- the steps -------------------------------------------------------------------------
+
+    def slot(self, step: Step) -> Slot:
+        name = SLOTS[step.slot % len(SLOTS)]
+        if name not in self.slots:
+            self.born += 1
+            self.slots[name] = Slot(f"{name}", self.url, self.queue, HBT, MAX_ATTEMPTS, self.loop)
+        return self.slots[name]
+
+    def do_push(self, step: Step) -> str:
+        kind, many = step.a % 10, 1
+        fails = 0 if step.b % 10 < 7 else 1 if step.b % 10 < 9 else MAX_ATTEMPTS + 1
+        delay = 0.05 + (step.b // 10 % 10) / 10 if kind in (5, 9) else 0.0
+        ttl = 0.2 + step.x * 2 if kind in (6, 9) else None
+        key = f"k{step.b // 100 % 5}" if kind == 7 else None
+        if kind == 8:
+            many = 2 + step.b // 100 % 5
+        payloads = []
+        for _ in range(many):
+            self.n += 1
+            payloads.append({"n": self.n, "f": fails})
+        use_async = step.slot % 2 == 1
+        kw: dict[str, Any] = {"delay": delay or None, "ttl": ttl}
+        if many > 1:
+            ids = (self.loop.run(self.aproducer.push_many(payloads, **kw)) if use_async
+                   else self.producer.push_many(payloads, **kw))  # fmt: skip
+        else:
+            kw["unique_key"] = key
+            ids = [(self.loop.run(self.aproducer.push(payloads[0], **kw)) if use_async
+                    else self.producer.push(payloads[0], **kw))]  # fmt: skip
+        new = [
+            self.book.push(m, p["n"], ttl, delay, key) for m, p in zip(ids, payloads, strict=True)
+        ]
+        return f"pushed {len(ids)} ({sum(new)} new) delay={delay} ttl={ttl} key={key} f={fails}"
+
+    def do_take(self, step: Step) -> str:
+        s = self.slot(step)
+        n = 1 + step.a % 4
+        turns = step.b % 40 if s.is_async and step.x < 0.35 else None
+        c = s.consumer
+        fn = (lambda: c.next(timeout=0.1)) if n == 1 else (lambda: c.next_batch(n, timeout=0.1))
+        finished, got = s.call(fn, turns)
+        if not finished:
+            return f"{s.name} take {n}: cancelled after {turns} turns"
+        guards = [] if got is None else [got] if n == 1 else list(got)
+        for g in guards:
+            self.book.delivered(g.id, g.attempts, s.name)
+        s.guards.extend(guards)
+        rng = random.Random(f"{self.seed}/{step.i}")
+        acts = [self.act(s, g, rng.randrange(10)) for g in guards]
+        return f"{s.name} took {len(guards)}: " + ", ".join(acts)
+
+    def act(self, s: Slot, g: Any, choice: int, turns: int | None = None) -> str:
+        """What the application does with a guard: 0-2 keeps it, then ack, reject, retry,
+        dead_letter, push to the side queue."""
+        if choice <= 2:
+            return f"{g.id[-6:]} kept"
+        what = ["ack", "ack", "ack", "reject", "retry", "dead", "push"][choice - 3]
+        call = {"ack": g.ack, "reject": g.reject, "retry": lambda: g.retry(0.1),
+                "dead": g.dead_letter, "push": lambda: g.push(self.side)}[what]  # fmt: skip
+        try:
+            finished, ok = s.call(call, turns)
+        except EXPECTED as exc:
+            return f"{g.id[-6:]} {what} error {type(exc).__name__}"  # still held, unsettled
+        s.guards.remove(g)
+        if not finished:
+            return f"{g.id[-6:]} {what} cancelled (given up)"
+        if ok and what == "ack":
+            self.book.ack(g.id)
+        return f"{g.id[-6:]} {what} {ok}"
+
+    def do_settle(self, step: Step) -> str:
+        s = self.slot(step)
+        if not s.guards:
+            return f"{s.name} holds nothing"
+        turns = step.b % 40 if s.is_async and step.x < 0.35 else None
+        if step.a % 3 == 0:
+            guards = list(s.guards)
+            try:
+                finished, oks = s.call(lambda: s.consumer.ack_many(guards), turns)
+            except EXPECTED as exc:
+                return f"{s.name} ack_many error {type(exc).__name__}"
+            for g in guards:
+                s.guards.remove(g)
+            if not finished:
+                return f"{s.name} ack_many {len(guards)} cancelled (given up)"
+            for g, ok in zip(guards, oks, strict=True):
+                if ok:
+                    self.book.ack(g.id)
+            return f"{s.name} ack_many {len(guards)}: {sum(oks)} True"
+        rng = random.Random(f"{self.seed}/{step.i}")
+        acts = [self.act(s, g, 3 + rng.randrange(7), turns) for g in list(s.guards)]
+        return f"{s.name} settled: " + ", ".join(acts)
+
+    def do_close(self, step: Step) -> str:
+        name = SLOTS[step.slot % len(SLOTS)]
+        s = self.slots.pop(name, None)
+        if s is None:
+            return f"{name} empty"
+        turns = step.b % 40 if s.is_async and step.x < 0.4 else None
+        s.guards.clear()
+        try:
+            finished, _ = s.call(s.consumer.close, turns)
+        except EXPECTED as exc:
+            s.stop_heartbeat()
+            s.drop()
+            return f"{name} close error {type(exc).__name__}: left to the GC"
+        s.drop()
+        return f"{name} closed" if finished else f"{name} close cancelled: left to the GC"
+
+    def do_die(self, step: Step) -> str:
+        name = SLOTS[step.slot % len(SLOTS)]
+        s = self.slots.pop(name, None)
+        if s is None:
+            return f"{name} empty"
+        s.stop_heartbeat()
+        held = len(s.guards)
+        s.drop()
+        return f"{name} died holding {held}"
+
+    def do_cut(self, step: Step) -> str:
+        names = [*SLOTS, "w-s", "w-a"]
+        name = names[step.slot % len(names)]
+        killed = 0
+        for client in self.r.client_list():
+            if client.get("name") == name:
+                killed += self.r.client_kill_filter(_id=client["id"])
+        return f"cut {killed} connection(s) of {name}"
+
+    def do_worker(self, step: Step) -> str:
+        name = "w-s" if step.slot % 2 == 0 else "w-a"
+        w = self.workers.pop(name, None)
+        if w is not None:
+            return f"{name} " + w.stop(step.a % 3)
+        gc = 0.5 if step.b % 2 else None
+        conc = 1 + step.b // 2 % 4
+        self.workers[name] = WorkerSlot(
+            name, self.url, self.queue, self.book, self.loop, concurrency=conc,
+            max_attempts=MAX_ATTEMPTS, heartbeat_timeout=HBT, gc_interval=gc, drain_timeout=10.0,
+        )  # fmt: skip
+        return f"{name} started concurrency={conc} gc={gc}"
+
+    def do_gc(self, step: Step) -> str:
+        if step.slot % 2:
+            agc = aoz.GarbageCollector(self.aclient, self.queue, max_attempts=MAX_ATTEMPTS)
+            report = self.loop.run(agc.collect())
+        else:
+            gc = orizuru_py.GarbageCollector(self.r, self.queue, max_attempts=MAX_ATTEMPTS)
+            report = gc.collect()
+        return f"gc {report}"
+
+    def do_cancel(self, step: Step) -> str:
+        if not self.book.order:
+            return "nothing pushed"
+        mid = self.book.order[step.a % len(self.book.order)]
+        done = self.q.cancel(mid)
+        self.book.cancel(mid, done)
+        return f"cancel {mid[-6:]}: {done}"
+
+    def do_pause(self, step: Step) -> str:
+        self.q.resume() if self.paused else self.q.pause()
+        self.paused = not self.paused
+        return "paused" if self.paused else "resumed"
+
+    def do_requeue(self, step: Step) -> str:
+        with self.book.lock:
+            self.book.revivals += 1
+        return f"requeue_dead: {self.q.requeue_dead()}"
+
+    def do_purge(self, step: Step) -> str:
+        before = take(self.r, self.queue, self.side)
+        with self.book.lock:  # whatever is not in a consumer's hands may be deleted
+            self.book.purge_candidates |= {
+                m for m in self.book.order
+                if not any(w.startswith(("processing", "prefetch", "side", "dead"))
+                           for w in before.where(m))
+            }  # fmt: skip
+        n = self.q.purge()
+        with self.book.lock:
+            self.book.purged += n
+            self.book.unique_exempt |= set(self.book.order)  # purge forgets every unique key
+        return f"purged {n}"
+
+    def do_sleep(self, step: Step) -> str:
+        time.sleep(0.05 + step.x * 0.5)
+        return "slept"
+
+    def do_sigkill(self, step: Step) -> str:
+        said, cid, pid = sigkill_child(self.url, self.queue, CHILD_HBT, MAX_ATTEMPTS)
+        if said not in ("none", "died"):
+            mid, attempts = said.split()
+            self.book.delivered(mid, int(attempts), f"child {cid}")
+        return f"child {pid} ({cid}) said {said!r}, SIGKILLed"
+
+    # -- the end ---------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Stop everything gracefully, then take and ack until nothing live is left and no
+        consumer but the drain's is registered; what stays past DRAIN seconds is a strand."""
+        for name in sorted(self.workers):
+            self.log.append(f"drain: {name} " + self.workers.pop(name).stop(0))
+        for name in sorted(self.slots):
+            s = self.slots.pop(name)
+            s.guards.clear()
+            s.call(s.consumer.close)
+            s.drop()
+            self.log.append(f"drain: {name} closed")
+        self.q.resume()
+        self.check()
+        c = orizuru_py.Consumer(self.r, self.queue, name="drain", heartbeat_timeout=HBT,
+                                max_attempts=MAX_ATTEMPTS)  # fmt: skip
+        gc = orizuru_py.GarbageCollector(self.r, self.queue, max_attempts=MAX_ATTEMPTS)
+        end, taken = time.monotonic() + self.drain_seconds, 0
+        while True:
+            gc.collect()
+            for g in c.next_batch(50, timeout=0.2):
+                taken += 1
+                self.book.delivered(g.id, g.attempts, "drain")
+                if g.ack():
+                    self.book.ack(g.id)
+            snap = take(self.r, self.queue, self.side)
+            left = {m: snap.where(m) for m in snap.places if snap.live(m)}
+            others = sorted(set(snap.consumers) - {c.id})
+            if not left and not others:
+                break
+            if time.monotonic() > end:
+                late = f"{self.drain_seconds} s into the drain"
+                self.fail([f"STRAND: {late}, left: {left}; consumers: {others}"])
+        c.close()
+        self.log.append(f"drain: took {taken}")
+        self.check()
+        snap = take(self.r, self.queue, self.side)
+        problems = [f"consumers still registered: {sorted(snap.consumers)}"] * bool(snap.consumers)
+        if snap.unique:
+            problems.append(f"unique keys left with nothing live: {snap.unique}")
+        if problems:
+            self.fail(problems)
+        dead = sum(1 for ps in snap.places.values() for p in ps if p.where == "dead")
+        side = sum(1 for ps in snap.places.values() for p in ps if p.where == "side")
+        self.figures = {
+            "pushed": len(self.book.order), "deliveries": self.book.deliveries,
+            "acked": len(self.book.acked), "handled": len(self.book.handled),
+            "dead": dead, "side": side, **snap.counts,
+        }  # fmt: skip
