@@ -158,7 +158,7 @@ class WorkerSlot:
             self.errors.append(exc)
 
     def _begin(self, guard: Any) -> bool:
-        self.book.delivered(guard.id, guard.attempts, self.name)
+        self.book.delivered(guard.id, guard.attempts, self.name, guard.payload.get("n"))
         return bool(guard.attempts <= int(guard.payload.get("f", 0)))
 
     def handle(self, guard: Any) -> None:

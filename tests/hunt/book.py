@@ -44,6 +44,19 @@ class Book:
         self.last_attempt: dict[str, tuple[int, int]] = {}  # id -> (attempts, revivals)
         self.deliveries = 0
         self.errors: list[str] = []  # violations seen as they happened (a delivery)
+        self.unknown: dict[str, tuple[str, int | None]] = {}  # id -> (who, payload n)
+        self.pending_n: dict[int, tuple[float | None, float, str | None]] = {}
+        self.cancel_cut: set[str] = set()  # ids whose cancel() was itself cancelled
+
+    def take_errors(self) -> list[str]:
+        """The violations seen since the last call (a step has ended: every push returned)."""
+        with self.lock:
+            found, self.errors = self.errors, []
+            unknown, self.unknown = self.unknown, {}
+        for mid, (who, n) in unknown.items():
+            if mid not in self.pushed and not self.adopt(mid, n):
+                found.append(f"{who} was given {mid}, which was never pushed")
+        return found
 
     def push(self, mid: str, n: int, ttl: float | None, delay: float, key: str | None) -> bool:
         """Enter a pushed id; False when it is not new (a unique key named a live one)."""
@@ -57,13 +70,26 @@ class Book:
             self.order.append(mid)
             return True
 
-    def delivered(self, mid: str, attempts: int, who: str) -> None:
+    def pending(self, n: int, ttl: float | None, delay: float, key: str | None) -> None:
+        """A push of payload ``n`` was cancelled in flight: it may have landed, id unknown."""
+        with self.lock:
+            self.pending_n[n] = (ttl, delay, key)
+
+    def adopt(self, mid: str, n: int | None) -> bool:
+        """Enter ``mid`` if it carries the payload of a push cancelled in flight."""
+        with self.lock:
+            if n is None or n not in self.pending_n:
+                return False
+            ttl, delay, key = self.pending_n.pop(n)
+        return self.push(mid, n, ttl, delay, key) or True
+
+    def delivered(self, mid: str, attempts: int, who: str, n: int | None = None) -> None:
         """A message reached application code: its attempts never go down (but after a
         requeue_dead), never pass max_attempts, never follow a cancel that returned True."""
         with self.lock:
             self.deliveries += 1
-            if mid not in self.pushed:
-                self.errors.append(f"{who} was given {mid}, which was never pushed")
+            if mid not in self.pushed:  # yet: a Worker may run it before push() returns
+                self.unknown[mid] = (who, n)
             if mid in self.cancelled:
                 self.errors.append(f"{who} was given {mid} after cancel() returned True")
             if attempts > self.max_attempts:
@@ -86,6 +112,11 @@ class Book:
     def ack(self, mid: str) -> None:
         with self.lock:
             self.acked.add(mid)
+            self.handled.add(mid)
+
+    def maybe_ack(self, mid: str) -> None:
+        """An ack cancelled in flight (or failed): it may have reached the server."""
+        with self.lock:
             self.handled.add(mid)
 
     def cancel(self, mid: str, done: bool) -> None:

@@ -19,7 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 import orizuru_py
 import orizuru_py.asyncio as aoz
 
-from .actors import Loop, Slot, WorkerSlot, sigkill_child
+from .actors import Loop, Slot, WorkerSlot, cancel_after, sigkill_child
 from .book import Book
 from .invariants import Checker, Live
 from .plan import SLOTS, Step, steps
@@ -57,6 +57,7 @@ class Hunter:
         self.aclient = redis.asyncio.Redis.from_url(url)
         self.aproducer = aoz.Producer(self.aclient, self.queue)
         self.q = orizuru_py.Queue(self.r, self.queue)
+        self.aq = aoz.Queue(self.aclient, self.queue)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -95,10 +96,8 @@ class Hunter:
         snap = take(self.r, self.queue, self.side)
         stale = {s.consumer.id for s in self.slots.values() if s.consumer.held.stale}
         lives = [c for c in lives if c.id not in stale or c.knows is None]
-        found = self.checker.check(snap, lives)
-        with self.book.lock:
-            found += self.book.errors
-            self.book.errors = []
+        found = self.book.take_errors()  # first: it adopts ids of pushes cancelled in flight
+        found += self.checker.check(snap, lives)
         if found:
             self.fail(found)
 
@@ -141,27 +140,48 @@ class Hunter:
         key = f"k{step.b // 100 % 5}" if kind == 7 else None
         if kind == 8:
             many = 2 + step.b // 100 % 5
+        return self.push(many, fails, delay, ttl, key, step)
+
+    def do_flood(self, step: Step) -> str:
+        return self.push(1000 + step.b % 300, 0, 0.0, None, None, step)
+
+    def push(
+        self, many: int, fails: int, delay: float, ttl: float | None, key: str | None, step: Step
+    ) -> str:
         payloads = []
         for _ in range(many):
             self.n += 1
             payloads.append({"n": self.n, "f": fails})
-        use_async = step.slot % 2 == 1
         kw: dict[str, Any] = {"delay": delay or None, "ttl": ttl}
-        if many > 1:
-            ids = (self.loop.run(self.aproducer.push_many(payloads, **kw)) if use_async
-                   else self.producer.push_many(payloads, **kw))  # fmt: skip
-        else:
+        if many == 1:
             kw["unique_key"] = key
-            ids = [(self.loop.run(self.aproducer.push(payloads[0], **kw)) if use_async
-                    else self.producer.push(payloads[0], **kw))]  # fmt: skip
+        said = f"delay={delay} ttl={ttl} key={key} f={fails}"
+        ids: list[str]
+        got: Any
+        if step.slot % 2 == 0:  # the blocking API
+            ids = list(self.producer.push_many(payloads, **kw)) if many > 1 else [
+                self.producer.push(payloads[0], **kw)]  # fmt: skip
+        else:
+            turns = step.b % 30 if step.x > 0.85 else None
+            pushing: Any = self.aproducer.push_many(payloads, **kw) if many > 1 else (
+                self.aproducer.push(payloads[0], **kw))  # fmt: skip
+            if turns is None:
+                got = self.loop.run(pushing)
+            else:
+                finished, got = self.loop.run(cancel_after(pushing, turns))
+                if not finished:
+                    for p in payloads:
+                        self.book.pending(p["n"], ttl, delay, key)
+                    return f"push {many} cancelled after {turns} turns {said}"
+            ids = list(got) if many > 1 else [got]
         new = [
             self.book.push(m, p["n"], ttl, delay, key) for m, p in zip(ids, payloads, strict=True)
         ]
-        return f"pushed {len(ids)} ({sum(new)} new) delay={delay} ttl={ttl} key={key} f={fails}"
+        return f"pushed {len(ids)} ({sum(new)} new) {said}"
 
     def do_take(self, step: Step) -> str:
         s = self.slot(step)
-        n = 1 + step.a % 4
+        n = 1 + step.a % 4 if step.a % 25 else 1100  # sometimes more than a script's look
         turns = step.b % 40 if s.is_async and step.x < 0.35 else None
         c = s.consumer
         fn = (lambda: c.next(timeout=0.1)) if n == 1 else (lambda: c.next_batch(n, timeout=0.1))
@@ -170,7 +190,7 @@ class Hunter:
             return f"{s.name} take {n}: cancelled after {turns} turns"
         guards = [] if got is None else [got] if n == 1 else list(got)
         for g in guards:
-            self.book.delivered(g.id, g.attempts, s.name)
+            self.book.delivered(g.id, g.attempts, s.name, g.payload.get("n"))
         s.guards.extend(guards)
         rng = random.Random(f"{self.seed}/{step.i}")
         acts = [self.act(s, g, rng.randrange(10)) for g in guards]
@@ -182,14 +202,20 @@ class Hunter:
         if choice <= 2:
             return f"{g.id[-6:]} kept"
         what = ["ack", "ack", "ack", "reject", "retry", "dead", "push"][choice - 3]
+        if what == "retry" and g.attempts >= MAX_ATTEMPTS:
+            what = "reject"  # a retry at the last attempt is a known defect (test_found.py)
         call = {"ack": g.ack, "reject": g.reject, "retry": lambda: g.retry(0.1),
                 "dead": g.dead_letter, "push": lambda: g.push(self.side)}[what]  # fmt: skip
         try:
             finished, ok = s.call(call, turns)
         except EXPECTED as exc:
+            if what == "ack":
+                self.book.maybe_ack(g.id)
             return f"{g.id[-6:]} {what} error {type(exc).__name__}"  # still held, unsettled
         s.guards.remove(g)
         if not finished:
+            if what == "ack":
+                self.book.maybe_ack(g.id)
             return f"{g.id[-6:]} {what} cancelled (given up)"
         if ok and what == "ack":
             self.book.ack(g.id)
@@ -205,10 +231,14 @@ class Hunter:
             try:
                 finished, oks = s.call(lambda: s.consumer.ack_many(guards), turns)
             except EXPECTED as exc:
+                for g in guards:
+                    self.book.maybe_ack(g.id)
                 return f"{s.name} ack_many error {type(exc).__name__}"
             for g in guards:
                 s.guards.remove(g)
             if not finished:
+                for g in guards:
+                    self.book.maybe_ack(g.id)
                 return f"{s.name} ack_many {len(guards)} cancelled (given up)"
             for g, ok in zip(guards, oks, strict=True):
                 if ok:
@@ -279,8 +309,20 @@ class Hunter:
         if not self.book.order:
             return "nothing pushed"
         mid = self.book.order[step.a % len(self.book.order)]
-        done = self.q.cancel(mid)
-        self.book.cancel(mid, done)
+        done: Any
+        if step.slot % 2 == 0:
+            done = self.q.cancel(mid)
+        elif step.x >= 0.3:
+            done = self.loop.run(self.aq.cancel(mid))
+        else:
+            turns = step.b % 30
+            finished, done = self.loop.run(cancel_after(self.aq.cancel(mid), turns))
+            if not finished:
+                with self.book.lock:
+                    self.book.cancel_cut.add(mid)
+                    self.book.cancel_tried.add(mid)
+                return f"cancel {mid[-6:]}: itself cancelled after {turns} turns"
+        self.book.cancel(mid, bool(done))
         return f"cancel {mid[-6:]}: {done}"
 
     def do_pause(self, step: Step) -> str:
@@ -294,13 +336,9 @@ class Hunter:
         return f"requeue_dead: {self.q.requeue_dead()}"
 
     def do_purge(self, step: Step) -> str:
-        before = take(self.r, self.queue, self.side)
-        with self.book.lock:  # whatever is not in a consumer's hands may be deleted
-            self.book.purge_candidates |= {
-                m for m in self.book.order
-                if not any(w.startswith(("processing", "prefetch", "side", "dead"))
-                           for w in before.where(m))
-            }  # fmt: skip
+        held = {g.id for s in self.slots.values() for g in s.guards}
+        with self.book.lock:  # anything but what the (idle) steps' consumers hold may move
+            self.book.purge_candidates |= set(self.book.order) - held  # into a purged list
         n = self.q.purge()
         with self.book.lock:
             self.book.purged += n
@@ -341,7 +379,7 @@ class Hunter:
             gc.collect()
             for g in c.next_batch(50, timeout=0.2):
                 taken += 1
-                self.book.delivered(g.id, g.attempts, "drain")
+                self.book.delivered(g.id, g.attempts, "drain", g.payload.get("n"))
                 if g.ack():
                     self.book.ack(g.id)
             snap = take(self.r, self.queue, self.side)

@@ -13,7 +13,8 @@ import attrs
 
 # kind -> weight. Consumer slots: s0-s2 blocking, a0-a2 asyncio; w-s / w-a the Workers.
 KINDS: dict[str, int] = {
-    "push": 14,
+    "push": 14,  # one, or a few (either API; an asyncio push may be cancelled in flight)
+    "flood": 1,  # push_many of more than a script looks at per call (1000): the deep paths
     "take": 12,  # next / next_batch on a consumer slot (asyncio: maybe cancelled)
     "settle": 7,  # settle guards the application holds (ack, ack_many, reject, retry...)
     "close": 3,  # close() a consumer (asyncio: maybe cancelled)
@@ -21,7 +22,7 @@ KINDS: dict[str, int] = {
     "cut": 3,  # CLIENT KILL a consumer's or a Worker's connections
     "worker": 3,  # start a Worker, or stop / abort / cancel a running one
     "gc": 5,  # a GarbageCollector pass (either API)
-    "cancel": 3,  # Queue.cancel of a pushed message
+    "cancel": 3,  # Queue.cancel of a pushed message (asyncio: may be cancelled itself)
     "pause": 2,  # pause, or resume a paused queue
     "requeue": 1,  # Queue.requeue_dead
     "purge": 1,  # Queue.purge (rare: it deletes what waits)

@@ -3,10 +3,10 @@ is seen twice or missed because it moved between two reads), parsed into places.
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 
 import attrs
+import msgpack
 import redis
 
 from orizuru_py.deadletter import DeadLetter
@@ -45,6 +45,7 @@ class Place:
     deliveries: int
     unique_key: str | None
     raw: bytes
+    n: int | None  # the hunter's payload number
 
 
 def _pairs(values: list[bytes]) -> dict[bytes, bytes]:
@@ -78,7 +79,11 @@ class Snapshot:
         except DecodeError:
             self.garbage.append(where)
             return
-        place = Place(where, env.deliveries, env.unique_key, raw)
+        try:
+            n = msgpack.unpackb(env.payload).get("n")
+        except Exception:
+            n = None
+        place = Place(where, env.deliveries, env.unique_key, raw, n)
         self.places.setdefault(env.id, []).append(place)
 
 
@@ -130,7 +135,3 @@ def _main_key(snap: Snapshot, k: QueueKeys, key: str, values: list[bytes]) -> No
         snap.counts = {m.decode(): int(s) for m, s in _pairs(values).items()}
     elif key == k.paused:
         snap.paused = True
-
-
-def deliveries(raw: bytes) -> int:
-    return int(struct.unpack_from(">I", raw, 3)[0])
