@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -40,6 +41,17 @@ class Loop:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = WAIT) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def freeze(self, seconds: float) -> None:
+        """Block the loop for ``seconds`` (a GIL-starved or stopped process), from now on."""
+        begun = threading.Event()
+
+        def block() -> None:
+            begun.set()
+            time.sleep(seconds)
+
+        self.loop.call_soon_threadsafe(block)
+        begun.wait(WAIT)
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
@@ -66,6 +78,7 @@ class Slot:
     def __init__(self, name: str, url: str, queue: str, hbt: float, most: int, loop: Loop):
         self.name, self.loop, self.is_async = name, loop, name.startswith("a")
         self.guards: list[Any] = []
+        self.freezes = 0  # times it was frozen past its deadline: it may find itself reaped
         if self.is_async:
             self.aclient = redis.asyncio.Redis.from_url(url, client_name=name)
 
@@ -101,7 +114,7 @@ class Slot:
 
     def live(self) -> Live:
         c = self.consumer
-        return Live(self.name, c.id, c._started, c.held.epoch > 0,
+        return Live(self.name, c.id, c._started, c.held.epoch > self.freezes,
                     Counter(c.held.copies()), Counter(g.raw for g in self.guards))  # fmt: skip
 
     def stop_heartbeat(self) -> None:
@@ -127,6 +140,7 @@ class WorkerSlot:
         self.name, self.book, self.loop = name, book, loop
         self.is_async = name.endswith("a")
         self.errors: list[BaseException] = []
+        self.freezes = 0
         options = dict(name=name, pass_guard=True, backoff=lambda attempt: 0.05, **kw)
         if self.is_async:
             self.aclient = redis.asyncio.Redis.from_url(url, client_name=name)
@@ -173,7 +187,10 @@ class WorkerSlot:
         self.book.finished(guard.id)
 
     def lives(self) -> list[Live]:
-        return [Live(self.name, c.id, c._started, c.held.epoch > 0) for c in self.worker.consumers]
+        return [
+            Live(self.name, c.id, c._started, c.held.epoch > self.freezes)
+            for c in self.worker.consumers
+        ]
 
     def stop(self, how: int) -> str:
         """0: stop() (graceful), 1: abort(), 2: cancel run()'s task (asyncio; else stop)."""

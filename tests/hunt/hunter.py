@@ -4,11 +4,14 @@ each; then drains. A violation raises ``Violation`` with the seed and the step l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
+import threading
 import time
 import traceback
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -185,7 +188,8 @@ class Hunter:
         turns = step.b % 40 if s.is_async and step.x < 0.35 else None
         c = s.consumer
         fn = (lambda: c.next(timeout=0.1)) if n == 1 else (lambda: c.next_batch(n, timeout=0.1))
-        finished, got = s.call(fn, turns)
+        with self.cutting(s, step):
+            finished, got = s.call(fn, turns)
         if not finished:
             return f"{s.name} take {n}: cancelled after {turns} turns"
         guards = [] if got is None else [got] if n == 1 else list(got)
@@ -229,7 +233,8 @@ class Hunter:
         if step.a % 3 == 0:
             guards = list(s.guards)
             try:
-                finished, oks = s.call(lambda: s.consumer.ack_many(guards), turns)
+                with self.cutting(s, step):
+                    finished, oks = s.call(lambda: s.consumer.ack_many(guards), turns)
             except EXPECTED as exc:
                 for g in guards:
                     self.book.maybe_ack(g.id)
@@ -277,11 +282,28 @@ class Hunter:
     def do_cut(self, step: Step) -> str:
         names = [*SLOTS, "w-s", "w-a"]
         name = names[step.slot % len(names)]
+        return f"cut {self.kill(name)} connection(s) of {name}"
+
+    def kill(self, name: str) -> int:
         killed = 0
         for client in self.r.client_list():
             if client.get("name") == name:
                 killed += self.r.client_kill_filter(_id=client["id"])
-        return f"cut {killed} connection(s) of {name}"
+        return killed
+
+    @contextlib.contextmanager
+    def cutting(self, s: Slot, step: Step) -> Iterator[None]:
+        """Cut the slot's connections while its call runs (a reply lost, or a request never
+        arriving): after 0-40 ms, in one step of 8."""
+        if step.b % 8:
+            yield
+            return
+        timer = threading.Timer(step.x * 0.04, self.kill, args=(s.name,))
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.join()
 
     def do_worker(self, step: Step) -> str:
         name = "w-s" if step.slot % 2 == 0 else "w-a"
@@ -355,6 +377,34 @@ class Hunter:
             mid, attempts = said.split()
             self.book.delivered(mid, int(attempts), f"child {cid}")
         return f"child {pid} ({cid}) said {said!r}, SIGKILLed"
+
+    def do_freeze(self, step: Step) -> str:
+        """The asyncio loop stops past every deadline; a GC reaps its consumers meanwhile;
+        when it resumes, each must find it was reaped, register again with its next beat,
+        and its late acks must not count."""
+        frozen = [s for s in self.slots.values() if s.is_async]
+        worker = self.workers.get("w-a")
+        self.loop.freeze(HBT + 1.0)
+        time.sleep(HBT + 0.3)
+        gc = orizuru_py.GarbageCollector(self.r, self.queue, max_attempts=MAX_ATTEMPTS)
+        report = gc.collect()
+        self.loop.run(asyncio.sleep(0))  # thawed
+        for s in frozen:
+            s.freezes += 1
+        if worker is not None:
+            worker.freezes += 1
+        late = [self.act(s, g, 3) for s in frozen for g in list(s.guards)]
+        ids = [s.consumer.id for s in frozen if s.consumer._started]
+        ids += [c.id for c in worker.worker.consumers if c._started] if worker else []
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            missing = set(ids) - set(take(self.r, self.queue, self.side).consumers)
+            if not missing:
+                break
+            time.sleep(0.1)
+        else:
+            self.fail([f"frozen consumers {sorted(missing)} never registered again"])
+        return f"froze {[s.name for s in frozen]}, w-a={worker is not None}: {report}; late {late}"
 
     # -- the end ---------------------------------------------------------------------------
 

@@ -12,8 +12,11 @@
    max_attempts, never after a True cancel.)
 4. A live consumer is never reaped: its id stays registered and it never finds itself
    fenced.
-5. A live consumer's lists hold exactly what it knows it holds (after one reconcile of a
-   consumer that knows its lists may differ), and that is what the application holds.
+5. A live consumer's lists hold nothing it does not know it holds (after one reconcile of
+   a consumer that knows its lists may hold more), and what it knows it holds is what the
+   application holds. (It may know of a message no longer there: one the GC took back
+   from it, or whose ack reached the server but whose reply was lost; settling it then
+   says False.)
 6. Unique keys and live messages agree: each key names a live message carrying it, and
    each live message carrying a key is the one the key names.
 7. No cancellation mark without its message. Tolerated: marks of messages a purge may
@@ -127,10 +130,11 @@ def alive(snap: Snapshot, live: Iterable[Live]) -> list[str]:
         if c.fenced:
             out.append(f"live consumer {c.name} ({c.id}) found it had been reaped")
         lists = snap.held.get(c.id, Counter())
-        if c.knows is not None and +lists != +c.knows:
+        unknown = lists - c.knows if c.knows is not None else Counter()
+        if unknown:
             out.append(
-                f"consumer {c.name} ({c.id}): its lists hold {_ids(lists)}, it knows "
-                f"{_ids(c.knows)}"
+                f"consumer {c.name} ({c.id}): its lists hold {_ids(unknown)}, which it does "
+                f"not know it holds (it knows {_ids(c.knows or Counter())})"
             )
         if c.app is not None and c.knows is not None and +c.app != +c.knows:
             out.append(

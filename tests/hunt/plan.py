@@ -28,6 +28,7 @@ KINDS: dict[str, int] = {
     "purge": 1,  # Queue.purge (rare: it deletes what waits)
     "sleep": 3,  # let time pass: delays, ttls, deadlines
     "sigkill": 1,  # a consumer process SIGKILLed holding a message
+    "freeze": 1,  # the asyncio loop blocked past every deadline: its consumers are zombies
 }
 SLOTS = ("s0", "s1", "s2", "a0", "a1", "a2")
 

@@ -20,9 +20,10 @@ CI_STEPS = 60
 
 
 def hunt(url: str, seed: int, n: int, deadline: float | None = None) -> int:
-    hunter = Hunter(url, seed)
+    hunter, start = Hunter(url, seed), time.monotonic()
     done = hunter.run(n, deadline)
-    print(f"seed {seed}: {done} steps, {hunter.figures}", flush=True)
+    took = time.monotonic() - start
+    print(f"\nseed {seed}: {done} steps in {took:.1f} s, {hunter.figures}", flush=True)
     return done
 
 
