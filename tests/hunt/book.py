@@ -114,6 +114,11 @@ class Book:
             self.acked.add(mid)
             self.handled.add(mid)
 
+    def deleted(self, mid: str) -> None:
+        """Queue.delete returned True for it."""
+        with self.lock:
+            self.handled.add(mid)
+
     def maybe_ack(self, mid: str) -> None:
         """An ack cancelled in flight (or failed): it may have reached the server."""
         with self.lock:

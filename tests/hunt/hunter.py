@@ -4,7 +4,6 @@ each; then drains. A violation raises ``Violation`` with the seed and the step l
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import threading
@@ -16,23 +15,16 @@ from typing import Any
 
 import redis
 import redis.asyncio
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 import orizuru_py
 import orizuru_py.asyncio as aoz
 
+from . import scenes
 from .actors import Loop, Slot, WorkerSlot, cancel_after, sigkill_child
 from .book import Book
 from .invariants import Checker, Live
-from .plan import SLOTS, Step, steps
+from .plan import CHILD_HBT, DRAIN, EXPECTED, HBT, MAX_ATTEMPTS, SLOTS, Step, steps
 from .snapshot import take
-
-HBT = 3.0  # heartbeat timeout of every consumer: a live one is reaped only after 2.5 s unheard
-CHILD_HBT = 1.5
-MAX_ATTEMPTS = 4
-DRAIN = 90.0  # seconds the drain may take before what is left is a strand
-EXPECTED = (RedisConnectionError, RedisTimeoutError)  # a cut connection may surface so
 
 
 class Violation(AssertionError):
@@ -260,14 +252,25 @@ class Hunter:
             return f"{name} empty"
         turns = step.b % 40 if s.is_async and step.x < 0.4 else None
         s.guards.clear()
+        racing = ""
         try:
-            finished, _ = s.call(s.consumer.close, turns)
+            if turns is None and step.a % 3 == 0:
+                racing = scenes.close_racing(self, s, step)
+                finished = True
+            else:
+                finished, _ = s.call(s.consumer.close, turns)
         except EXPECTED as exc:
             s.stop_heartbeat()
             s.drop()
             return f"{name} close error {type(exc).__name__}: left to the GC"
         s.drop()
-        return f"{name} closed" if finished else f"{name} close cancelled: left to the GC"
+        if not finished:
+            return f"{name} close cancelled: left to the GC"
+        snap = take(self.r, self.queue, self.side)
+        cid = s.consumer.id
+        if cid in snap.consumers or snap.held.get(cid):
+            self.fail([f"{name} ({cid}) closed, yet registered or holding {snap.held.get(cid)}"])
+        return f"{name} closed{racing}"
 
     def do_die(self, step: Step) -> str:
         name = SLOTS[step.slot % len(SLOTS)]
@@ -332,6 +335,12 @@ class Hunter:
             return "nothing pushed"
         mid = self.book.order[step.a % len(self.book.order)]
         done: Any
+        if step.a % 4 == 0:
+            where = ("waiting", "delayed", "unacked", "dead")[step.b % 4]
+            done = self.q.delete(mid, where)
+            if done:
+                self.book.deleted(mid)
+            return f"delete {mid[-6:]} from {where}: {done}"
         if step.slot % 2 == 0:
             done = self.q.cancel(mid)
         elif step.x >= 0.3:
@@ -379,80 +388,9 @@ class Hunter:
         return f"child {pid} ({cid}) said {said!r}, SIGKILLed"
 
     def do_freeze(self, step: Step) -> str:
-        """The asyncio loop stops past every deadline; a GC reaps its consumers meanwhile;
-        when it resumes, each must find it was reaped, register again with its next beat,
-        and its late acks must not count."""
-        frozen = [s for s in self.slots.values() if s.is_async]
-        worker = self.workers.get("w-a")
-        self.loop.freeze(HBT + 1.0)
-        time.sleep(HBT + 0.3)
-        gc = orizuru_py.GarbageCollector(self.r, self.queue, max_attempts=MAX_ATTEMPTS)
-        report = gc.collect()
-        self.loop.run(asyncio.sleep(0))  # thawed
-        for s in frozen:
-            s.freezes += 1
-        if worker is not None:
-            worker.freezes += 1
-        late = [self.act(s, g, 3) for s in frozen for g in list(s.guards)]
-        ids = [s.consumer.id for s in frozen if s.consumer._started]
-        ids += [c.id for c in worker.worker.consumers if c._started] if worker else []
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            missing = set(ids) - set(take(self.r, self.queue, self.side).consumers)
-            if not missing:
-                break
-            time.sleep(0.1)
-        else:
-            self.fail([f"frozen consumers {sorted(missing)} never registered again"])
-        return f"froze {[s.name for s in frozen]}, w-a={worker is not None}: {report}; late {late}"
+        return scenes.freeze(self, step)
 
     # -- the end ---------------------------------------------------------------------------
 
     def drain(self) -> None:
-        """Stop everything gracefully, then take and ack until nothing live is left and no
-        consumer but the drain's is registered; what stays past DRAIN seconds is a strand."""
-        for name in sorted(self.workers):
-            self.log.append(f"drain: {name} " + self.workers.pop(name).stop(0))
-        for name in sorted(self.slots):
-            s = self.slots.pop(name)
-            s.guards.clear()
-            s.call(s.consumer.close)
-            s.drop()
-            self.log.append(f"drain: {name} closed")
-        self.q.resume()
-        self.check()
-        c = orizuru_py.Consumer(self.r, self.queue, name="drain", heartbeat_timeout=HBT,
-                                max_attempts=MAX_ATTEMPTS)  # fmt: skip
-        gc = orizuru_py.GarbageCollector(self.r, self.queue, max_attempts=MAX_ATTEMPTS)
-        end, taken = time.monotonic() + self.drain_seconds, 0
-        while True:
-            gc.collect()
-            for g in c.next_batch(50, timeout=0.2):
-                taken += 1
-                self.book.delivered(g.id, g.attempts, "drain", g.payload.get("n"))
-                if g.ack():
-                    self.book.ack(g.id)
-            snap = take(self.r, self.queue, self.side)
-            left = {m: snap.where(m) for m in snap.places if snap.live(m)}
-            others = sorted(set(snap.consumers) - {c.id})
-            if not left and not others:
-                break
-            if time.monotonic() > end:
-                late = f"{self.drain_seconds} s into the drain"
-                self.fail([f"STRAND: {late}, left: {left}; consumers: {others}"])
-        c.close()
-        self.log.append(f"drain: took {taken}")
-        self.check()
-        snap = take(self.r, self.queue, self.side)
-        problems = [f"consumers still registered: {sorted(snap.consumers)}"] * bool(snap.consumers)
-        if snap.unique:
-            problems.append(f"unique keys left with nothing live: {snap.unique}")
-        if problems:
-            self.fail(problems)
-        dead = sum(1 for ps in snap.places.values() for p in ps if p.where == "dead")
-        side = sum(1 for ps in snap.places.values() for p in ps if p.where == "side")
-        self.figures = {
-            "pushed": len(self.book.order), "deliveries": self.book.deliveries,
-            "acked": len(self.book.acked), "handled": len(self.book.handled),
-            "dead": dead, "side": side, **snap.counts,
-        }  # fmt: skip
+        scenes.drain(self)

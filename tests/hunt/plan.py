@@ -10,6 +10,14 @@ from __future__ import annotations
 import random
 
 import attrs
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+HBT = 3.0  # heartbeat timeout of every consumer: a live one is reaped only after 2.5 s unheard
+CHILD_HBT = 1.5  # of the process that is SIGKILLed
+MAX_ATTEMPTS = 4
+DRAIN = 90.0  # seconds the drain may take before what is left is a strand
+EXPECTED = (RedisConnectionError, RedisTimeoutError)  # how a cut connection may surface
 
 # kind -> weight. Consumer slots: s0-s2 blocking, a0-a2 asyncio; w-s / w-a the Workers.
 KINDS: dict[str, int] = {
@@ -17,12 +25,12 @@ KINDS: dict[str, int] = {
     "flood": 1,  # push_many of more than a script looks at per call (1000): the deep paths
     "take": 12,  # next / next_batch on a consumer slot (asyncio: maybe cancelled)
     "settle": 7,  # settle guards the application holds (ack, ack_many, reject, retry...)
-    "close": 3,  # close() a consumer (asyncio: maybe cancelled)
+    "close": 3,  # close() a consumer (asyncio: maybe cancelled; maybe while it takes)
     "die": 2,  # a consumer dropped without close, its heartbeat stopped
     "cut": 3,  # CLIENT KILL a consumer's or a Worker's connections
     "worker": 3,  # start a Worker, or stop / abort / cancel a running one
     "gc": 5,  # a GarbageCollector pass (either API)
-    "cancel": 3,  # Queue.cancel of a pushed message (asyncio: may be cancelled itself)
+    "cancel": 3,  # Queue.cancel (asyncio: may be cancelled itself) or Queue.delete
     "pause": 2,  # pause, or resume a paused queue
     "requeue": 1,  # Queue.requeue_dead
     "purge": 1,  # Queue.purge (rare: it deletes what waits)
