@@ -42,6 +42,7 @@ class Book:
         self.unique_exempt: set[str] = set()  # ids present at a purge, which forgot their keys
         self.revivals = 0  # requeue_dead calls: delivery counts may restart after one
         self.last_attempt: dict[str, tuple[int, int]] = {}  # id -> (attempts, revivals)
+        self.history: dict[str, list[str]] = {}  # id -> "who@attempt" of each delivery
         self.deliveries = 0
         self.errors: list[str] = []  # violations seen as they happened (a delivery)
         self.unknown: dict[str, tuple[str, int | None]] = {}  # id -> (who, payload n)
@@ -104,6 +105,7 @@ class Book:
                     "a run of it went uncounted"
                 )
             self.last_attempt[mid] = (attempts, self.revivals)
+            self.history.setdefault(mid, []).append(f"{who}@{attempts}")
 
     def finished(self, mid: str) -> None:
         with self.lock:

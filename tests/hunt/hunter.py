@@ -135,22 +135,33 @@ class Hunter:
         key = f"k{step.b // 100 % 5}" if kind == 7 else None
         if kind == 8:
             many = 2 + step.b // 100 % 5
-        return self.push(many, fails, delay, ttl, key, step)
+        how = ("", "", "", "", "", "push", "dead", "reject", "retry", "ack")[step.b // 1000 % 10]
+        extra: dict[str, Any] = {"h": how} if how else {}
+        if step.b // 10_000 % 8 == 0:
+            extra["s"] = 0.3  # a slow handler: past a Worker's time limit
+        return self.push(many, fails, delay, ttl, key, step, extra)
 
     def do_flood(self, step: Step) -> str:
         return self.push(1000 + step.b % 300, 0, 0.0, None, None, step)
 
     def push(
-        self, many: int, fails: int, delay: float, ttl: float | None, key: str | None, step: Step
+        self,
+        many: int,
+        fails: int,
+        delay: float,
+        ttl: float | None,
+        key: str | None,
+        step: Step,
+        extra: dict[str, Any] | None = None,
     ) -> str:
         payloads = []
         for _ in range(many):
             self.n += 1
-            payloads.append({"n": self.n, "f": fails})
+            payloads.append({"n": self.n, "f": fails, **(extra or {})})
         kw: dict[str, Any] = {"delay": delay or None, "ttl": ttl}
         if many == 1:
             kw["unique_key"] = key
-        said = f"delay={delay} ttl={ttl} key={key} f={fails}"
+        said = f"delay={delay} ttl={ttl} key={key} f={fails} {extra or ''}"
         ids: list[str]
         got: Any
         if step.slot % 2 == 0:  # the blocking API
@@ -315,11 +326,13 @@ class Hunter:
             return f"{name} " + w.stop(step.a % 3)
         gc = 0.5 if step.b % 2 else None
         conc = 1 + step.b // 2 % 4
+        limit = 0.2 if step.b // 8 % 3 == 0 else None
         self.workers[name] = WorkerSlot(
-            name, self.url, self.queue, self.book, self.loop, concurrency=conc,
+            name, self.url, self.queue, self.side, self.book, self.loop, concurrency=conc,
+            time_limit=limit,
             max_attempts=MAX_ATTEMPTS, heartbeat_timeout=HBT, gc_interval=gc, drain_timeout=10.0,
         )  # fmt: skip
-        return f"{name} started concurrency={conc} gc={gc}"
+        return f"{name} started concurrency={conc} gc={gc} time_limit={limit}"
 
     def do_gc(self, step: Step) -> str:
         if step.slot % 2:

@@ -91,7 +91,9 @@ class Checker:
         loose = []
         for mid in unexplained:
             if not (book.ttl_lapsed(mid, snap.now_ms) or mid in tried or mid in purgeable):
-                out.append(f"LOST {mid} (n={book.pushed[mid].n}): in no place, never handled")
+                seen = book.history.get(mid, [])
+                out.append(f"LOST {mid} (n={book.pushed[mid].n}): in no place, never handled; "
+                           f"delivered to {seen}")  # fmt: skip
             else:
                 loose.append(mid)
         gone_cancelled = sum(1 for m in gone if m in cancelled)
