@@ -57,19 +57,29 @@ class Loop:
         self.thread.join(10)
 
 
+SWALLOWED: list[str] = []  # calls that ended normally though cancelled while running
+
+
 async def cancel_after(work: Awaitable[T], turns: int) -> tuple[bool, T | None]:
     """Run ``work`` and cancel it after ``turns`` passes of the loop (if not done by then):
-    (True, result) when it finished, (False, None) when the cancellation took."""
+    (True, result) when it finished, (False, None) when the cancellation took. A call
+    that was cancelled while running and still returned normally swallowed the
+    cancellation: it is noted in SWALLOWED."""
+    name = getattr(work, "__qualname__", repr(work))
     task = asyncio.ensure_future(work)
     for _ in range(turns):
         if task.done():
             break
         await asyncio.sleep(0)
+    running = not task.done()
     task.cancel()
     try:
-        return True, await task
+        result = await task
     except asyncio.CancelledError:
         return False, None
+    if running:
+        SWALLOWED.append(name)
+    return True, result
 
 
 class Slot:

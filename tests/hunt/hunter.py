@@ -18,9 +18,10 @@ import redis.asyncio
 
 import orizuru_py
 import orizuru_py.asyncio as aoz
+from orizuru_py import QueueKeys
 
 from . import scenes
-from .actors import Loop, Slot, WorkerSlot, cancel_after, sigkill_child
+from .actors import SWALLOWED, Loop, Slot, WorkerSlot, cancel_after, sigkill_child
 from .book import Book
 from .invariants import Checker, Live
 from .plan import CHILD_HBT, DRAIN, EXPECTED, HBT, MAX_ATTEMPTS, SLOTS, Step, steps
@@ -28,7 +29,7 @@ from .snapshot import take
 
 
 class Violation(AssertionError):
-    pass
+    steps = 0  # how many steps had run
 
 
 class Hunter:
@@ -48,6 +49,7 @@ class Hunter:
         self.paused = False
         self.figures: dict[str, int] = {}
         self.drain_seconds = DRAIN
+        self.swallows = 0
         self.producer = orizuru_py.Producer(self.r, self.queue)
         self.aclient = redis.asyncio.Redis.from_url(url)
         self.aproducer = aoz.Producer(self.aclient, self.queue)
@@ -67,9 +69,19 @@ class Hunter:
                 self.one(step)
                 done += 1
             self.drain()
+            self.tidy()
         finally:
             self.close()
         return done
+
+    def tidy(self) -> None:
+        """Delete the run's keys (a failed run keeps them, to be looked at)."""
+        for name in (self.queue, self.side):
+            keys = QueueKeys(name)
+            found = list(self.r.scan_iter(match=f"{keys.base}:*", count=1000))
+            if found:
+                self.r.delete(*found)
+            self.r.srem(keys.registry, name)
 
     def one(self, step: Step) -> None:
         try:
@@ -92,17 +104,30 @@ class Hunter:
         stale = {s.consumer.id for s in self.slots.values() if s.consumer.held.stale}
         lives = [c for c in lives if c.id not in stale or c.knows is None]
         found = self.book.take_errors()  # first: it adopts ids of pushes cancelled in flight
+        self.note_swallowed()
         found += self.checker.check(snap, lives)
         if found:
             self.fail(found)
 
+    def note_swallowed(self) -> None:
+        """Calls that returned normally though cancelled while they ran: logged and counted,
+        not failed. Two known causes (test_found.py): asyncio Consumer.close() suppresses
+        its own cancellation, and any call may lose one in CPython 3.11's asyncio.wait_for
+        (redis-py reads replies under it). The state must stay consistent either way."""
+        while SWALLOWED:
+            self.log.append(f"  ({SWALLOWED.pop()}() swallowed its cancellation)")
+            self.swallows += 1
+
     def fail(self, found: list[str]) -> None:
-        raise Violation(
-            f"seed {self.seed}: {len(found)} violation(s) after step {len(self.log)}:\n  "
+        ran = sum(1 for line in self.log if line.startswith("#"))  # the drain's lines are not
+        violation = Violation(
+            f"seed {self.seed}: {len(found)} violation(s) after {ran} step(s):\n  "
             + "\n  ".join(found)
             + f"\nqueue {self.queue}; replay: ORIZURU_HUNT_SEED={self.seed} "
-            f"ORIZURU_HUNT_STEPS={len(self.log)}\nstep log:\n  " + "\n  ".join(self.log)
+            f"ORIZURU_HUNT_STEPS={ran}\nstep log:\n  " + "\n  ".join(self.log)
         )
+        violation.steps = ran
+        raise violation
 
     def close(self) -> None:
         for w in list(self.workers.values()):
@@ -323,7 +348,15 @@ class Hunter:
         name = "w-s" if step.slot % 2 == 0 else "w-a"
         w = self.workers.pop(name, None)
         if w is not None:
-            return f"{name} " + w.stop(step.a % 3)
+            how = step.a % 3
+            said = w.stop(how)
+            ids = [c.id for c in w.worker.consumers]
+            snap = take(self.r, self.queue, self.side)
+            left = {i: snap.held[i] for i in ids if snap.held.get(i)}
+            if how != 1 and (left or set(ids) & set(snap.consumers)) and not w.errors:
+                self.fail([f"{name} stopped gracefully ({said}), yet registered or holding "
+                           f"{left}"])  # fmt: skip
+            return f"{name} {said}"
         gc = 0.5 if step.b % 2 else None
         conc = 1 + step.b // 2 % 4
         limit = 0.2 if step.b // 8 % 3 == 0 else None

@@ -122,5 +122,5 @@ def drain(h: Hunter) -> None:
     h.figures = {
         "pushed": len(h.book.order), "deliveries": h.book.deliveries,
         "acked": len(h.book.acked), "handled": len(h.book.handled),
-        "dead": dead, "side": side, **snap.counts,
+        "dead": dead, "side": side, "swallowed_cancels": h.swallows, **snap.counts,
     }  # fmt: skip
