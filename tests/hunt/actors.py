@@ -89,6 +89,7 @@ class Slot:
         self.name, self.loop, self.is_async = name, loop, name.startswith("a")
         self.guards: list[Any] = []
         self.freezes = 0  # times it was frozen past its deadline: it may find itself reaped
+        self.heartless = False  # its heartbeat stopped, it goes on: it may be reaped any time
         if self.is_async:
             self.aclient = redis.asyncio.Redis.from_url(url, client_name=name)
 
@@ -123,8 +124,9 @@ class Slot:
             c._driver.run(reconcile(c.held))
 
     def live(self) -> Live:
-        c = self.consumer
-        return Live(self.name, c.id, c._started, c.held.epoch > self.freezes,
+        c, alive = self.consumer, not self.heartless
+        return Live(self.name, c.id, c._started and alive,
+                    c.held.epoch > self.freezes and alive,
                     Counter(c.held.copies()), Counter(g.raw for g in self.guards))  # fmt: skip
 
     def stop_heartbeat(self) -> None:

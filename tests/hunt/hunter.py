@@ -45,7 +45,6 @@ class Hunter:
         self.workers: dict[str, WorkerSlot] = {}
         self.log: list[str] = []
         self.n = 0  # payload numbers
-        self.born = 0  # consumer generations, for unique names
         self.paused = False
         self.figures: dict[str, int] = {}
         self.drain_seconds = DRAIN
@@ -102,7 +101,9 @@ class Hunter:
         lives += [c for w in self.workers.values() for c in w.lives()]
         snap = take(self.r, self.queue, self.side)
         stale = {s.consumer.id for s in self.slots.values() if s.consumer.held.stale}
-        lives = [c for c in lives if c.id not in stale or c.knows is None]
+        for c in lives:  # a reconcile failed on a cut connection: its lists checked later
+            if c.id in stale:
+                c.knows = c.app = None
         found = self.book.take_errors()  # first: it adopts ids of pushes cancelled in flight
         self.note_swallowed()
         found += self.checker.check(snap, lives)
@@ -148,7 +149,6 @@ class Hunter:
     def slot(self, step: Step) -> Slot:
         name = SLOTS[step.slot % len(SLOTS)]
         if name not in self.slots:
-            self.born += 1
             self.slots[name] = Slot(f"{name}", self.url, self.queue, HBT, MAX_ATTEMPTS, self.loop)
         return self.slots[name]
 
@@ -310,11 +310,15 @@ class Hunter:
 
     def do_die(self, step: Step) -> str:
         name = SLOTS[step.slot % len(SLOTS)]
-        s = self.slots.pop(name, None)
+        s = self.slots.get(name)
         if s is None:
             return f"{name} empty"
         s.stop_heartbeat()
         held = len(s.guards)
+        if step.a % 3 == 0 and not s.heartless:  # its heart stops, its hands go on taking:
+            s.heartless = True  # reaped once its deadline passes, registered by its takes
+            return f"{name}'s heartbeat stopped; it goes on, holding {held}"
+        del self.slots[name]
         s.drop()
         return f"{name} died holding {held}"
 

@@ -26,7 +26,8 @@ KINDS: dict[str, int] = {
     "take": 12,  # next / next_batch on a consumer slot (asyncio: maybe cancelled)
     "settle": 7,  # settle guards the application holds (ack, ack_many, reject, retry...)
     "close": 3,  # close() a consumer (asyncio: maybe cancelled; maybe while it takes)
-    "die": 2,  # a consumer dropped without close, its heartbeat stopped
+    "die": 2,  # a consumer dropped without close, its heartbeat stopped (or it goes on
+    # taking without a heartbeat: reaped, then registered again by its next take)
     "cut": 3,  # CLIENT KILL a consumer's or a Worker's connections
     "worker": 3,  # start a Worker, or stop / abort / cancel a running one
     "gc": 5,  # a GarbageCollector pass (either API)

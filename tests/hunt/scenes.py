@@ -63,7 +63,7 @@ def freeze(h: Hunter, step: Step) -> str:
     if worker is not None:
         worker.freezes += 1
     late = [h.act(s, g, 3) for s in frozen for g in list(s.guards)]
-    ids = [s.consumer.id for s in frozen if s.consumer._started]
+    ids = [s.consumer.id for s in frozen if s.consumer._started and not s.heartless]
     ids += [c.id for c in worker.worker.consumers if c._started] if worker else []
     end = time.monotonic() + 30
     while time.monotonic() < end:
