@@ -246,12 +246,24 @@ class Hunter:
             return f"{g.id[-6:]} {what} error {type(exc).__name__}"  # still held, unsettled
         s.guards.remove(g)
         if not finished:
+            if self.unstarted(s, [g]):
+                return f"{g.id[-6:]} {what} cancelled before it began (still held)"
             if what == "ack":
                 self.book.maybe_ack(g.id)
             return f"{g.id[-6:]} {what} cancelled (given up)"
         if ok and what == "ack":
             self.book.ack(g.id)
         return f"{g.id[-6:]} {what} {ok}"
+
+    def unstarted(self, s: Slot, guards: list[Any]) -> bool:
+        """A call cancelled before it began (its task never ran) settled nothing: the
+        consumer still counts the guards as held, so the application still holds them.
+        (One cancelled once it ran gives them up: the consumer forgets them.)"""
+        known = s.consumer.held.copies()
+        if not all(known.get(g.raw, 0) > 0 and not g.settled for g in guards):
+            return False
+        s.guards.extend(guards)
+        return True
 
     def do_settle(self, step: Step) -> str:
         s = self.slot(step)
@@ -270,6 +282,8 @@ class Hunter:
             for g in guards:
                 s.guards.remove(g)
             if not finished:
+                if self.unstarted(s, guards):
+                    return f"{s.name} ack_many {len(guards)} cancelled before it began"
                 for g in guards:
                     self.book.maybe_ack(g.id)
                 return f"{s.name} ack_many {len(guards)} cancelled (given up)"
@@ -417,9 +431,18 @@ class Hunter:
         return f"requeue_dead: {self.q.requeue_dead()}"
 
     def do_purge(self, step: Step) -> str:
-        held = {g.id for s in self.slots.values() for g in s.guards}
-        with self.book.lock:  # anything but what the (idle) steps' consumers hold may move
-            self.book.purge_candidates |= set(self.book.order) - held  # into a purged list
+        # Anything may move into a purged list meanwhile but what the (idle) steps' consumers
+        # with a heartbeat hold in their lists: a heartless one may be reaped at any time.
+        before = take(self.r, self.queue, self.side)
+        held = {
+            g.id
+            for s in self.slots.values()
+            if not s.heartless
+            for g in s.guards
+            if f"processing:{s.consumer.id}" in before.where(g.id)
+        }
+        with self.book.lock:
+            self.book.purge_candidates |= set(self.book.order) - held
         n = self.q.purge()
         with self.book.lock:
             self.book.purged += n
