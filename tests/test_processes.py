@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis
 
 from orizuru_py import Producer, Queue
 from orizuru_py.keys import QueueKeys
+from orizuru_py.ops import supervisor
 from orizuru_py.ops.embedded import _free_port
 from tests.support import alive, wait_for
 from tests.test_metrics import scrape, value
@@ -65,3 +67,40 @@ def test_a_killed_worker_process_is_restarted_and_nothing_is_lost(
     assert [pid for pid in children if alive(pid)] == []
     assert r.llen(QueueKeys(queue).queue) == 0
     r.delete(handled, f"{handled}:calls")
+
+
+def test_a_child_started_as_the_stop_signal_comes_is_told_to_stop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signal handler tells the children whose pids it knows; one being started in
+    that moment was not told, and the supervisor waited for it for good (a CI run beside
+    the long hunt). The supervisor now starts nothing after a signal and tells, once,
+    every child not told yet."""
+    told: list[tuple[int, int]] = []
+    monkeypatch.setattr(supervisor.os, "kill", lambda pid, signum: told.append((pid, signum)))
+    spec = supervisor.WorkerSpec("m:f", ("q",), "redis://x", "orizuru", "INFO", 1, 5, 30.0,
+                                 None, False)  # fmt: skip
+    sup = supervisor.Supervisor(spec, processes=2, metrics_port=None)
+
+    class Child:
+        def __init__(self, pid: int) -> None:
+            self.pid, self.exitcode, self.alive = pid, None, True
+
+        def start(self) -> None:
+            if self.pid == 101:  # the stop signal comes while the first child starts
+                sup._on_signal(signal.SIGTERM, None)
+
+        def is_alive(self) -> bool:
+            if any(pid == self.pid for pid, _ in told):
+                self.alive, self.exitcode = False, 0
+            return self.alive
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    pids = iter([101, 102])
+    monkeypatch.setattr(sup._ctx, "Process", lambda **kw: Child(next(pids)))
+    sup._tend()  # starts 101; the signal arrives during its start
+    assert [s.process.pid for s in sup.slots if s.process is not None] == [101]  # no 102
+    assert sup._wait_all() == 0
+    assert told == [(101, signal.SIGTERM)]  # told once, not twice ("stop at once")

@@ -161,6 +161,7 @@ class Supervisor:
         self.slots = [_Slot() for _ in range(processes)]
         self.metrics_port = metrics_port
         self.signals = 0
+        self._told: set[int] = set()  # children already sent the stop signal
         self._ctx = multiprocessing.get_context("spawn")
         self._metrics_dir: str | None = None
 
@@ -199,6 +200,7 @@ class Supervisor:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
+            self._told.add(pid)
 
     def _tend(self) -> None:
         """Start what is due; notice deaths and schedule restarts."""
@@ -223,7 +225,7 @@ class Supervisor:
                     uptime,
                     slot.backoff,
                 )
-            if slot.process is None and now >= slot.restart_at:
+            if slot.process is None and now >= slot.restart_at and not self.signals:
                 slot.process = self._ctx.Process(
                     target=_child, args=(self.spec,), name="orizuru-worker"
                 )
@@ -232,7 +234,13 @@ class Supervisor:
                 log.info("started worker process %d", slot.process.pid)
 
     def _wait_all(self) -> int:
-        """Wait for every child to stop; 0 if each stopped cleanly."""
+        """Wait for every child to stop; 0 if each stopped cleanly. A child started while
+        the signal came (its pid not yet known to the handler) is told now, once."""
+        for pid in self.pids():
+            if pid not in self._told:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+                self._told.add(pid)
         code = 0
         for slot in self.slots:
             p = slot.process
