@@ -7,7 +7,6 @@ request awaited instead of called; nothing else differs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
 from ..client import Commands
@@ -44,14 +43,14 @@ class AsyncDriver:
     async def _perform(self, op: Any) -> Any:
         kind = type(op)
         if kind is Call:
-            return _honoured(await _counted(self.r.execute_command(*op.args)))
+            return await self.r.execute_command(*op.args)
         if kind is Batch:
             pipe = self.r.pipeline(transaction=op.transaction)
             for args in op.calls:
                 pipe.execute_command(*args)
-            return _honoured(await _counted(pipe.execute(raise_on_error=False)))
+            return await pipe.execute(raise_on_error=False)
         if kind is Load:
-            return _honoured(await _counted(self.r.script_load(op.source)))
+            return await self.r.script_load(op.source)
         if kind is Pause:
             try:  # not wait_for: on 3.11 it can swallow a cancellation that meets the end
                 async with asyncio.timeout(op.seconds):
@@ -68,23 +67,3 @@ class AsyncDriver:
     def new_lock() -> asyncio.Lock:
         """A lock for ``Exclusive`` shared by the plans of several drivers of this API."""
         return asyncio.Lock()
-
-
-async def _counted(call: Awaitable[T]) -> tuple[T, int]:
-    """Await ``call``; its result, and how many cancellations of this task were asked
-    for meanwhile and not delivered."""
-    task = asyncio.current_task()
-    before = task.cancelling() if task is not None else 0
-    result = await call
-    return result, (task.cancelling() - before if task is not None else 0)
-
-
-def _honoured(counted: tuple[T, int]) -> T:
-    """The result, unless a cancellation went missing under it: on Python 3.11 redis-py
-    reads replies under ``asyncio.wait_for``, which returns the result of a read that
-    ends as the task is cancelled and drops the cancellation. Raised here instead, the
-    plan gives up what the reply brought (as for any cancellation in flight)."""
-    result, missed = counted
-    if missed > 0:
-        raise asyncio.CancelledError
-    return result
