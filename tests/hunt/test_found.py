@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+import pytest
 import redis
 import redis.asyncio
 
@@ -53,12 +54,18 @@ def test_a_cancelled_close_raises_cancelled_error(redis_url: str, queue: str) ->
     assert asyncio.run(scenario()) == "cancelled"
 
 
+@pytest.mark.xfail(
+    sys.version_info < (3, 12),
+    strict=True,
+    reason="on Python 3.11 redis-py's reads under asyncio.wait_for drop a cancellation "
+    "that meets a finished read; orizuru_py passes the reply on",
+)
 def test_a_cancelled_next_raises_cancelled_error(redis_url: str, queue: str) -> None:
     """On Python 3.11 redis-py reads replies under asyncio.wait_for, which returns a read
-    that ends as its task is cancelled and drops the cancellation: 26-34 of these 116
-    cancelled next() calls returned normally. The driver now raises a cancellation that
-    went missing under a reply; one of the 116 (at a fresh consumer's first take) still
-    returns on 3.11, where the loss is not found yet. Python 3.12's wait_for drops none."""
+    that ends as its task is cancelled and drops the cancellation: about 30 of these 116
+    cancelled next() calls return normally. Raising it in the driver after the reply was
+    tried and reverted (the long hunt then found counts gone wrong in asyncio Workers
+    whose run() was cancelled). Python 3.12's wait_for drops none."""
 
     async def scenario() -> list[int]:
         r = redis.asyncio.Redis.from_url(redis_url)
@@ -82,5 +89,4 @@ def test_a_cancelled_next_raises_cancelled_error(redis_url: str, queue: str) -> 
             await consumer.close()
             await r.aclose()
 
-    swallowed = asyncio.run(scenario())
-    assert len(swallowed) <= (3 if sys.version_info < (3, 12) else 0), swallowed
+    assert asyncio.run(scenario()) == []
