@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
 
 from ..consumer import ConsumerCore
@@ -58,18 +58,28 @@ class Consumer(ConsumerCore[MessageGuard]):
     next_batch = awaiting(ConsumerCore._next_batch)
     ack_many = awaiting(ConsumerCore._ack_many)
 
-    async def close(self) -> None:
+    def close(self) -> Coroutine[None, None, None]:
         """Stop the heartbeat, hand every unsettled message back, deregister (see
         ``ConsumerCore._close``). Ends a ``next()`` awaiting in another task within one
-        block time."""
+        block time. Takes effect when called: a close cancelled before it began (a task
+        or ``wait_for`` around it) still stops the beat and the takes, so what it holds
+        goes to the GC, as when a process dies."""
         self._driver.closed.set()
-        await self.stop_heartbeat()
+        self._beat_driver.closed.set()
+        return self._closing()
+
+    async def _closing(self) -> None:
+        await self._stopping()
         await self._driver.run(self._close())
 
-    async def stop_heartbeat(self) -> None:
+    def stop_heartbeat(self) -> Coroutine[None, None, None]:
         """Stop beating, but hand nothing back: what this consumer holds waits for the GC,
-        as if the process had died (a worker stopped at once)."""
+        as if the process had died (a worker stopped at once). Takes effect when called."""
         self._beat_driver.closed.set()
+        return self._stopping()
+
+    async def _stopping(self) -> None:
+        """Wait for the heartbeat task to see its driver closed and end."""
         beating = self._heartbeat
         me = asyncio.current_task()
         if beating is not None and beating is not me:

@@ -12,6 +12,8 @@ import redis.asyncio
 
 import orizuru_py.asyncio as aoz
 from orizuru_py import Consumer, Producer, Queue
+from orizuru_py.keys import QueueKeys
+from orizuru_py.plan import Call
 
 
 def test_a_retry_at_the_last_attempt_dead_letters_the_message(r: redis.Redis, queue: str) -> None:
@@ -32,7 +34,12 @@ def test_a_retry_at_the_last_attempt_dead_letters_the_message(r: redis.Redis, qu
 
 
 def test_a_cancelled_close_raises_cancelled_error(redis_url: str, queue: str) -> None:
-    """close() awaited its heartbeat task suppressing CancelledError, its caller's too."""
+    """close() awaited its heartbeat task suppressing CancelledError, its caller's too.
+    The beat here is held in a blocking command, so close() is still awaiting it when
+    the cancellation comes."""
+
+    async def held_beat(extra: object = ()) -> None:
+        await Call(("BLPOP", f"{queue}-never", 5))
 
     async def scenario() -> str:
         r = redis.asyncio.Redis.from_url(redis_url)
@@ -40,8 +47,10 @@ def test_a_cancelled_close_raises_cancelled_error(redis_url: str, queue: str) ->
             await aoz.Producer(r, queue).push({"n": 1})
             consumer = aoz.Consumer(r, queue, heartbeat_timeout=4.0)
             assert await consumer.next(timeout=10.0) is not None
+            consumer.heartbeat.beat = held_beat  # type: ignore[method-assign]
+            await asyncio.sleep(consumer.tick * 1.5)  # the heartbeat is in its BLPOP
             closing = asyncio.ensure_future(consumer.close())
-            await asyncio.sleep(0)  # close() now awaits its heartbeat task (up to 0.5 s)
+            await asyncio.sleep(0)  # close() now awaits its heartbeat task
             closing.cancel()
             try:
                 await closing
@@ -52,6 +61,38 @@ def test_a_cancelled_close_raises_cancelled_error(redis_url: str, queue: str) ->
             await r.aclose()
 
     assert asyncio.run(scenario()) == "cancelled"
+
+
+def test_a_close_cancelled_before_it_began_stops_the_heartbeat(
+    redis_url: str, r: redis.Redis, queue: str
+) -> None:
+    """Seed 1514824077 at 6c68bec: a close() wrapped in a task and cancelled before its
+    first step never ran, so the dropped consumer (kept alive by the cancellation's
+    traceback) went on beating and its message was never returned."""
+
+    async def scenario() -> None:
+        ar = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await aoz.Producer(ar, queue).push({"n": 1})
+            consumer = aoz.Consumer(ar, queue, heartbeat_timeout=1.0)
+            assert await consumer.next(timeout=10.0) is not None
+            closing = asyncio.ensure_future(consumer.close())
+            closing.cancel()  # before the task's first step
+            await asyncio.gather(closing, return_exceptions=True)
+            beating = consumer._heartbeat
+            assert beating is not None
+            await asyncio.wait_for(beating, 5.0)  # it ends: its driver was closed
+            collector = aoz.GarbageCollector(ar, queue)
+            deadline = asyncio.get_running_loop().time() + 10.0
+            while r.llen(QueueKeys(queue).queue) == 0:
+                assert asyncio.get_running_loop().time() < deadline, "never returned"
+                await collector.collect()
+                await asyncio.sleep(0.2)
+        finally:
+            await ar.aclose()
+
+    asyncio.run(scenario())
+    assert r.zcard(QueueKeys(queue).consumers) == 0
 
 
 @pytest.mark.xfail(
