@@ -148,7 +148,7 @@ class WorkerCore:
         self.time_limit = time_limit
         self.stats = WorkerStats()
         self.gc_interval = gc_interval
-        self.pace = Pace(concurrency, prefetch)
+        self.pace = Pace(concurrency, prefetch, direct=rate_limit is None)
         token = os.urandom(3).hex()  # one id across the worker's queues
         options = dict(name=name, heartbeat_timeout=heartbeat_timeout, max_attempts=max_attempts,
                        codec=codec, prefix=prefix, prefetch=True, token=token)  # fmt: skip
@@ -217,9 +217,11 @@ class WorkerCore:
                 return
             with self._hand:
                 room = lanes.room(lane)
-            # A thread would take the whole batch as one chunk: take it started (unless
-            # each start must pass the rate limiter).
-            direct = room > 1 and self.pace.chunk(room) >= room and self.rate_limit is None
+            # Take the batch started (unless each start must pass the rate limiter) when a
+            # thread would take it whole as one chunk, or when it is only a message for
+            # each idle thread (``Pace.ahead``): either way it begins at once.
+            pace = self.pace
+            direct = pace.direct and (pace.chunk(room) >= room > 1 or pace.ahead() == 0)
             started = time.perf_counter()
             guards = await self._fetch(lane, room, 0, direct)
             if len(guards) == room:  # the queue had enough: a fetch, not a wait

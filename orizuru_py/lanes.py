@@ -28,9 +28,10 @@ class Pace:
     """Running costs of one handler call and of one fetch, which size the worker's hand
     and its chunks. Unknown at first: the handler is assumed slow."""
 
-    def __init__(self, concurrency: int, prefetch: int) -> None:
+    def __init__(self, concurrency: int, prefetch: int, direct: bool = True) -> None:
         self.concurrency = concurrency
         self.prefetch = max(0, min(prefetch, MAX_BATCH - concurrency))
+        self.direct = direct  # takes may start what they bring (no rate limit to pass)
         self.per_message = 1.0
         self.per_fetch = 0.001
 
@@ -46,8 +47,13 @@ class Pace:
         """Unstarted messages to keep beyond one per idle thread: what the threads get
         through while two fetches are under way (one finds the hand short, the next one
         fills it), at most ``prefetch``. A fast handler gets the whole prefetch (the next
-        batch comes while this one runs); a slow one a few messages, so it hoards nothing
-        other workers could take."""
+        batch comes while this one runs); a slow one (a chunk of one) none, when takes
+        may start what they bring: each take then brings a message for each idle thread
+        straight into the processing list, so a freed thread waits for a take where it
+        would wait for a start, and no start is sent (a slow one with a rate limit keeps a
+        few, to start through the limiter)."""
+        if self.direct and self.per_message >= CHUNK_SECONDS:
+            return 0
         wanted = 2 * self.concurrency * self.per_fetch / max(self.per_message, 1e-9)
         return max(min(self.prefetch, 1), min(self.prefetch, math.ceil(wanted)))
 
@@ -137,8 +143,9 @@ class Lanes:
     def add(self, lane: Lane, guards: list[GuardCore], asked: int) -> None:
         lane.empty = len(guards) < asked
         started = [g for g in guards if g.started]
-        if started:
-            lane.started.append(started)
+        if started:  # in the chunks free threads take (each its own, for a slow handler)
+            n = self.pace.chunk(len(started))
+            lane.started.extend(started[i : i + n] for i in range(0, len(started), n))
             lane.in_started += len(started)
             guards = [g for g in guards if not g.started] if len(started) < len(guards) else []
         lane.waiting.extend(guards)

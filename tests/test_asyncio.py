@@ -22,7 +22,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from orizuru_py import AlreadySettled, DeadLetter, Linear, Peeked, Queue, QueueKeys
+from orizuru_py import AlreadySettled, DeadLetter, Linear, Peeked, Queue, QueueKeys, RateLimit
 from orizuru_py import Producer as SyncProducer
 from orizuru_py.asyncio import Consumer, GarbageCollector, MessageGuard, Producer, Worker
 from tests.support import held_by, instances, keys_of, wait_for
@@ -461,7 +461,11 @@ def test_stop_from_another_task_finishes_in_flight_and_hands_back_the_rest_uncou
 
         async with aclient(redis_url) as ar:
             await Producer(ar, queue).push_many({"n": i} for i in range(n))
-            worker = Worker(ar, queue, handler, concurrency=concurrency, pass_guard=True)
+            # With a rate limit a slow handler's worker keeps messages in hand, unstarted
+            # (Pace.ahead); else it takes one for each idle task, started.
+            limit = RateLimit(1000, per=1.0)
+            worker = Worker(ar, queue, handler, concurrency=concurrency, pass_guard=True,
+                            rate_limit=limit)  # fmt: skip
             task = asyncio.get_running_loop().create_task(worker.run())
             consumer = worker.consumer
             try:

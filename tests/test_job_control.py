@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 import redis
 
-from orizuru_py import Consumer, GarbageCollector, MessageGuard, Producer, Queue, QueueKeys, Worker
+from orizuru_py import (
+    Consumer,
+    GarbageCollector,
+    MessageGuard,
+    Producer,
+    Queue,
+    QueueKeys,
+    RateLimit,
+    Worker,
+)
 from orizuru_py.envelope import message_id
 from tests.apis import Api
 from tests.support import counting_client, keys_of, running, wait_for
@@ -321,7 +330,10 @@ def test_a_worker_drops_a_message_cancelled_in_its_hand(r: redis.Redis, queue: s
         handled.append(guard.payload)
 
     Producer(r, queue).push_many(["first", "second", "third"])
-    worker = Worker(r, queue, handler, concurrency=1, prefetch=1, pass_guard=True)
+    # A slow handler's worker keeps messages in hand, unstarted, only with a rate limit
+    # (Pace.ahead); else it takes one for each idle thread, started.
+    worker = Worker(r, queue, handler, concurrency=1, prefetch=1, pass_guard=True,
+                    rate_limit=RateLimit(1000, per=1.0))  # fmt: skip
     with running(worker):
         prefetch = worker.consumer.prefetch_key
         wait_for(lambda: r.llen(prefetch) == 1)  # taken, not started: the thread is busy
