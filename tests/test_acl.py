@@ -11,20 +11,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio
 
+import orizuru_py
 import orizuru_py.asyncio as aio
-from orizuru_py import Consumer, GarbageCollector, Producer, Queue, Worker
+from orizuru_py import (
+    Consumer,
+    GarbageCollector,
+    Producer,
+    Queue,
+    RateLimit,
+    Schedule,
+    Worker,
+)
 from orizuru_py.ops.dashboard.app import Settings, create_app
 from orizuru_py.ops.metrics import QueueCollector
-from tests.acl import README, readme_user, refused
+from tests.acl import README, readme_rule, readme_user, refused
 from tests.dashboard.served import Served
 from tests.support import wait_for
 
@@ -76,6 +87,8 @@ def blocking_parts(rr: redis.Redis, queue: str) -> None:
         thread.join(10)
     assert not thread.is_alive()
 
+    limited_parts(rr, f"{queue}-limited")
+
     q = Queue(rr, queue)
     assert queue in Queue.all(rr)
     stats = q.stats()
@@ -95,6 +108,29 @@ def blocking_parts(rr: redis.Redis, queue: str) -> None:
     p.push(4, delay=60.0)
     assert q.purge(dead=True) >= 1
     list(QueueCollector(rr, [queue, other]).collect())
+
+
+def limited_parts(rr: redis.Redis, queue: str) -> None:
+    """A worker with a keyed rate limit and a time limit, and a periodic entry its beat
+    pushes."""
+    Producer(rr, queue).push_many(list(range(5)))
+    seen: list[object] = []
+    schedule = Schedule(rr)
+    schedule.add(f"{queue}-tick", queue=queue, payload="tick", every=0.2)
+    limit = RateLimit(100, per=1.0, key=lambda payload: str(payload))
+    worker = Worker(rr, queue, seen.append, rate_limit=limit, time_limit=5.0, concurrency=2)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_for(lambda: len(seen) >= 5 and "tick" in seen)
+    finally:
+        worker.stop()
+        thread.join(10)
+        assert schedule.remove(f"{queue}-tick")
+    assert not thread.is_alive()
+    assert sorted(p for p in seen if p != "tick") == list(range(5))
+    Queue(rr, queue).purge(dead=True)
+    Queue(rr, queue).forget()
 
 
 async def asyncio_parts(url: str, queue: str) -> None:
@@ -151,6 +187,21 @@ def test_every_part_works_as_the_readmes_restricted_user(
         Queue(r, name).purge(dead=True)
         Queue(r, name).forget()
     rr.close()
+
+
+def test_every_command_a_script_calls_is_in_the_rule() -> None:
+    """A script's command outside the rule fails only when that script runs as the user:
+    the rate limiter's PTTL, PEXPIRE and ZREMRANGEBYSCORE went unseen until a worker with
+    a limit ran here."""
+    scripts = Path(orizuru_py.__file__).parent / "scripts"
+    called = {
+        name.lower()
+        for path in scripts.glob("*.lua")
+        for name in re.findall(r'redis\.p?call\("([A-Z]+)"', path.read_text(encoding="utf-8"))
+    }
+    allowed = {word[1:].split("|")[0] for word in readme_rule() if word.startswith("+")}
+    assert len(called) > 20
+    assert called - allowed == set()
 
 
 def test_a_command_outside_the_rule_is_refused_and_logged(
