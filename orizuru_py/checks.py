@@ -46,10 +46,11 @@ def batch_size(value: object) -> int:
 
 
 def max_attempts(value: int | None) -> int:
-    """max_attempts as the scripts take it (0: no limit)."""
+    """max_attempts as the scripts take it (0: no limit); at most the 65,535 deliveries a
+    message counts (envelope.MAX_DELIVERIES), or it would never be reached."""
     if value is None:
         return 0
-    return count("max_attempts", value, 1)
+    return count("max_attempts", value, 1, 65_535)
 
 
 def function(what: str, value: object) -> None:

@@ -91,14 +91,6 @@ async def peek(
     return found
 
 
-def enqueued_ms(head: bytes) -> int | None:
-    """When the message whose first bytes are ``head`` was pushed (the fixed header:
-    b"OZ", version, deliveries u32, enqueued_ms u64), or None if it is no envelope."""
-    if len(head) < 15 or head[:2] != envelope.MAGIC or head[2] not in (1, 2):
-        return None
-    return int(_U64.unpack_from(head, 7)[0])
-
-
 def _peeked(item: list[Any], kind: str, max_bytes: int | None, codec: Codec) -> Peeked:
     size, raw, reason_bytes, reason_size, extra = item
     size, raw = int(size), bytes(raw)

@@ -190,10 +190,10 @@ class ProducerCore:
         """Ids and envelopes for encoded payloads (``keys``: their unique keys, None for
         none; ``trace``: the trace context each carries), all stamped with this millisecond."""
         now = envelope.now_ms()
-        ids = envelope.new_ids(len(data), now)
         expires = now + delay_ms + ttl_ms if ttl_ms else None
         if expires is None and keys is None:
-            return ids, envelope.encode_many(ids, now, data, trace)
+            return envelope.new_messages(data, now, trace)
+        ids = envelope.new_ids(len(data), now)
         keys = keys or [None] * len(data)
         return ids, [
             envelope.encode(mid, now, d, 0, k, expires, trace)

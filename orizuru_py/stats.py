@@ -17,8 +17,8 @@ import attrs
 import msgpack
 
 from . import scripts
+from .envelope import enqueued_ms
 from .keys import QueueKeys
-from .peeking import enqueued_ms
 from .plan import raise_any
 
 LIVE, SILENT, OVERDUE = "live", "silent", "overdue"

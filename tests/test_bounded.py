@@ -4,14 +4,17 @@ from what the scripts report), and the server's own clock agrees.
 
 The server's SLOWLOG records every command slower than ``LIMIT_US``: its own time, free
 of any client's scheduling, but not of the machine's. A script that looks at ``BUDGET``
-elements runs in a millisecond or two on a quiet machine; on a loaded one the server is
-preempted in the middle of calls (CI's passes side by side on two cores stretched
-bounded calls to 10-47 ms, dozens a case), so wall time cannot be the test's verdict
-there. Each case's outcome is asserted always; its server time only with
-``ORIZURU_SLOWLOG=strict``, which ``.ci/run`` sets for a run of this file alone after
-the parallel passes. Even then a case that sees a slow call is run again, afresh, and
-fails only if each of three attempts sees one (an unbounded script is slow every time).
-The test's own setup and cleanup (filling and deleting lists) are not counted.
+elements runs in 1 to 6 ms on our machines; on a loaded one the server is preempted in
+the middle of calls (CI's passes side by side on two cores stretched bounded calls to
+10-47 ms, dozens a case), so wall time cannot be the test's verdict there. Each case's
+outcome is asserted always; its server time only with ``ORIZURU_SLOWLOG=strict``, which
+``.ci/run`` sets for a run of this file alone after the parallel passes. Even alone, a
+case of thousands of calls sees a few preempted ones (11 of about 2,000 in one CI run),
+while a script that looks at too much is slow on every call it makes at that size (all
+20 dead-letter calls of a case, when spelling ids cost 3 us each). So a case fails
+only if each of three attempts, each afresh, has more than ``SHARE`` of its script
+calls slow, or any call slower than ``CAP_US``. The test's own setup and cleanup
+(filling and deleting lists) are not counted.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import pytest
 import redis
 
@@ -35,46 +39,74 @@ from orizuru_py.search import go_on, settle, statuses
 from tests.support import wait_for
 
 LIMIT_US = 10_000
+SHARE = 0.05  # of a case's script calls that may be slow: preempted, not too big
+CAP_US = 100_000  # no call takes this long, preempted or not, unless it does far too much
 STRICT = os.environ.get("ORIZURU_SLOWLOG") == "strict"
 SETUP = {b"LPUSH", b"RPUSH", b"DEL", b"UNLINK"}  # the cases' own filling and cleanup
+SCRIPTS = ("cmdstat_evalsha", "cmdstat_eval", "cmdstat_fcall")  # only clients call these
 BUDGET = scripts.BUDGET
 
 
+@attrs.define
+class Watched:
+    """What the server timed while a case ran: the durations (µs) of the commands on its
+    queue's keys slower than ``LIMIT_US``, and how many script calls it made in all."""
+
+    slow: list[int] = attrs.field(factory=list)
+    calls: int = 0
+
+    def too_slow(self) -> bool:
+        over = len(self.slow) > max(1, SHARE * self.calls)
+        return over or any(us > CAP_US for us in self.slow)
+
+
+def _script_calls(admin: redis.Redis) -> int:
+    stats = admin.info("commandstats")
+    return sum(int(stats.get(name, {}).get("calls", 0)) for name in SCRIPTS)
+
+
 @contextmanager
-def slow_calls(admin: redis.Redis, queue: str) -> Iterator[list[int]]:
-    """The durations (µs) of the commands on ``queue``'s keys slower than the limit."""
-    before = admin.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+def watched(admin: redis.Redis, queue: str) -> Iterator[Watched]:
+    """Time the commands on ``queue``'s keys (this server serves this test alone)."""
+    config = admin.config_get("slowlog-*")
     admin.config_set("slowlog-log-slower-than", LIMIT_US)
+    admin.config_set("slowlog-max-len", 100_000)
     admin.slowlog_reset()
-    found: list[int] = []
+    found, calls = Watched(), _script_calls(admin)
     try:
         yield found
     finally:
+        found.calls = _script_calls(admin) - calls
         tag = f"{{{queue}}}".encode()
-        for entry in admin.slowlog_get(1000):
+        for entry in admin.slowlog_get(admin.slowlog_len()):
             words = entry["command"].split()
             if words[0].upper() not in SETUP and any(tag in word for word in words):
-                found.append(int(entry["duration"]))
-        admin.config_set("slowlog-log-slower-than", before)
+                found.slow.append(int(entry["duration"]))
+        for name, value in config.items():
+            admin.config_set(name, value)
 
 
-ATTEMPTS = 3  # a script that looks at too much is slow every time; a preempted one not
+ATTEMPTS = 3
 
 
 def never_slow(admin: redis.Redis, case: Callable[[str], None], queue: str) -> None:
     """Run ``case`` (which builds its own state on the queue it is given and asserts its
-    outcome). Strict: watched, and again on a fresh queue if a call was slow (a preempted
-    server); fail if every attempt saw one."""
+    outcome). Strict: watched, and again on a fresh queue if it was too slow; fail if
+    every attempt was."""
     if not STRICT:
         case(queue)
         return
     for attempt in range(ATTEMPTS):
         name = f"{queue}-{attempt}"
-        with slow_calls(admin, name) as slow:
+        with watched(admin, name) as seen:
             case(name)
-        if not slow:
+        if not seen.too_slow():
             return
-    raise AssertionError(f"calls over {LIMIT_US} µs in each of {ATTEMPTS} attempts: {slow}")
+    raise AssertionError(
+        f"{len(seen.slow)} of {seen.calls} script calls over {LIMIT_US} µs (at most "
+        f"{SHARE:.0%} may be), or one over {CAP_US} µs, in each of {ATTEMPTS} attempts: "
+        f"{sorted(seen.slow)}"
+    )
 
 
 def _envelopes(n: int) -> list[bytes]:

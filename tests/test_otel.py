@@ -127,7 +127,7 @@ def test_without_instrument_nothing_is_added_to_a_message(r: redis.Redis, queue:
         Producer(r, queue).push({"n": 0})
         Producer(r, queue).push_many([{"n": 1}, {"n": 2}])
     raws = stored(r, queue)
-    assert [raw[:3] for raw in raws] == [b"OZ\x01"] * 3
+    assert [raw[:3] for raw in raws] == [b"OZ\x03"] * 3
     assert [envelope.trace_context(raw) for raw in raws] == [None] * 3
 
 
@@ -408,7 +408,8 @@ def test_a_traced_message_with_a_unique_key_still_frees_its_key(
     for settle in ("ack", "dead_letter"):
         first = producer.push({"n": 0}, unique_key="k")
         (raw,) = stored(r, queue)
-        assert raw[raw[15] + 18] == 3  # the trace context comes first: the scripts skip it
+        assert raw[:3] == b"OZ\x04" and raw[22] == 3  # the trace context comes first: the
+        # scripts skip it (its tag follows the 20-byte header and the extensions' length)
         assert producer.push({"n": 1}, unique_key="k") == first  # the key is held
         guard = consumer.next(timeout=1.0)
         assert guard is not None and guard.unique_key == "k"
@@ -477,10 +478,10 @@ def test_the_trace_context_is_read_only_from_a_well_formed_field() -> None:
     assert envelope.trace_context(future) == b"ctx"
 
 
-def test_encode_many_with_a_trace_context_is_encode_of_each() -> None:
+def test_new_messages_with_a_trace_context_are_encode_of_each() -> None:
     now = envelope.now_ms()
-    ids = ["a", "bb", *envelope.new_ids(3, now)]
-    payloads = [bytes([i]) * i for i in range(len(ids))]
-    assert envelope.encode_many(ids, now, payloads, b"ctx") == [
+    payloads = [bytes([i]) * i for i in range(5)]
+    ids, raws = envelope.new_messages(payloads, now, b"ctx")
+    assert raws == [
         envelope.encode(mid, now, p, trace=b"ctx") for mid, p in zip(ids, payloads, strict=True)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import pytest
@@ -38,3 +39,15 @@ def test_the_hot_scripts_carry_few_helpers() -> None:
     defined = {s.name: set(re.findall(r"local function (oz_\w+)", s.source)) for s in ALL}
     assert "oz_return_all" not in defined["take"] | defined["ack"] | defined["start"]
     assert "oz_now_ms" not in defined["take"]  # a take reckons its deadline client-side
+
+
+def test_the_server_spells_a_15_byte_id_as_python_does(r: redis.Redis) -> None:
+    """oz_hex15 (struct and bit, in C) against bytes.hex(), on the ids' edges and at random:
+    the cancel marks and unique keys the scripts write are found by these spellings."""
+    rng = random.Random(15)
+    ids = [bytes([b]) * 15 for b in (0, 0x7F, 0x80, 0xFF)]
+    ids += [bytes(rng.getrandbits(8) for _ in range(15)) for _ in range(2000)]
+    source = scripts._LIB["oz_hex15"] + (
+        "\nlocal out = {}\nfor i, s in ipairs(ARGV) do out[i] = oz_hex15(s, 1) end\nreturn out"
+    )
+    assert [h.decode() for h in r.eval(source, 0, *ids)] == [i.hex() for i in ids]

@@ -28,16 +28,18 @@ if ARGV[2] == "raw" then
 end
 local ids = oz_ids(ARGV[3])
 local taken, looked, len = oz_take_ids(KEYS[1], ids, tonumber(ARGV[4]), false, ARGV[5] == "1")
-local out, all = {}, true
+local cancels = redis.call("EXISTS", KEYS[3]) == 1  -- mostly none: no id to spell out
+local out, records, all = {}, {}, true
 for i, raw in ipairs(taken) do
   if raw then
-    redis.call("LPUSH", KEYS[2], oz_dead_record(raw, ARGV[1], now))
+    records[#records + 1] = oz_dead_record(raw, ARGV[1], now)
     oz_free_unique(raw, KEYS[4], KEYS[5])
-    redis.call("HDEL", KEYS[3], oz_id(raw))
+    if cancels then redis.call("HDEL", KEYS[3], oz_id(raw)) end
     out[i] = 1
   else
     out[i], all = 0, false
   end
 end
+oz_push_all("LPUSH", KEYS[2], records)
 if all then return #ids end
 return {out, looked, len}

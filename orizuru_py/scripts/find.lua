@@ -24,6 +24,7 @@ if not bad and action ~= "find" then
   bad = oz_wrong_type(KEYS[2], "list", KEYS[3], "hash", KEYS[4], "hash", KEYS[5], "zset", KEYS[6], "hash")
 end
 if bad then return redis.error_reply(bad) end
+local stored_as, or_as = oz_packed_of(id)  -- compared with each element's packed id
 local page
 if kind == "zset" then
   page = redis.call("ZREVRANGE", KEYS[1], first, first + size - 1)
@@ -39,7 +40,8 @@ for j, stored in ipairs(page) do
       raw = string.sub(stored, 17 + a * 16777216 + b * 65536 + c * 256 + d)
     end
   end
-  if oz_deliveries(raw) and oz_id(raw) == id then
+  local packed = oz_deliveries(raw) and oz_packed_id(raw)
+  if packed and (packed == stored_as or packed == or_as) then
     local index = first + j - 1
     if action ~= "find" then
       if action == "revive"

@@ -33,9 +33,9 @@ if holds then  -- only what moves messages needs the queue's other keys
 end
 if bad then return redis.error_reply(bad) end
 local limit, released = tonumber(ARGV[3]), 0
-while released < limit and redis.call("LMOVE", KEYS[4], KEYS[5], "LEFT", "RIGHT") do
-  released = released + 1
-end
+-- the prefetch list newest first, each RPUSHed in turn: its oldest is next up
+local moving = limit >= 1 and redis.call("LPOP", KEYS[4], limit)
+if moving then released = #moving; oz_push_all("RPUSH", KEYS[5], moving) end
 local requeued, dead = oz_return_all("LPOP", KEYS[3], KEYS[5], KEYS[6], tonumber(ARGV[2]), now,
                                      "RPUSH", limit - released, KEYS[7], KEYS[8], KEYS[10])
 if reap and requeued + released > 0 then

@@ -15,27 +15,28 @@ local bad = oz_wrong_type(KEYS[1], "list", KEYS[2], "list", KEYS[3], "hash", KEY
                           KEYS[5], "hash")
 if bad then return redis.error_reply(bad) end
 local now, unique_for = oz_now_ms(), tonumber(ARGV[2])
-local revived, garbage, taken = 0, 0, 0
-for _ = 1, tonumber(ARGV[1]) do
-  local rec = redis.call("RPOP", KEYS[1])
-  if not rec then break end
+local limit = tonumber(ARGV[1])
+local recs = limit >= 1 and redis.call("RPOP", KEYS[1], limit)  -- oldest first
+if not recs then return {0, 0, 0} end
+local kept, back, garbage, taken = {}, {}, 0, 0
+for _, rec in ipairs(recs) do
   local raw = nil
   if #rec >= 16 and string.sub(rec, 1, 4) == "OZD\1" then
-    local a, b, c, d = string.byte(rec, 5, 8)
-    local start = 17 + a * 16777216 + b * 65536 + c * 256 + d
+    local start = 17 + struct.unpack(">I4", rec, 5)
     if start <= #rec then raw = string.sub(rec, start) end
   end
   if oz_is_tombstone(rec) then
     redis.call("HINCRBY", KEYS[5], "tombstones:dead", -1)
   elseif not (raw and oz_deliveries(raw)) then
-    redis.call("LPUSH", KEYS[1], rec)
+    kept[#kept + 1] = rec
     garbage = garbage + 1
   elseif not oz_retake_unique(raw, KEYS[3], KEYS[4], now, unique_for) then
-    redis.call("LPUSH", KEYS[1], rec)
+    kept[#kept + 1] = rec
     taken = taken + 1
   else
-    redis.call("LPUSH", KEYS[2], oz_with_deliveries(raw, 0))
-    revived = revived + 1
+    back[#back + 1] = oz_with_deliveries(raw, 0)
   end
 end
-return {revived, garbage, taken}
+if #kept > 0 then oz_push_all("LPUSH", KEYS[1], kept) end
+if #back > 0 then oz_push_all("LPUSH", KEYS[2], back) end
+return {#back, garbage, taken}

@@ -15,7 +15,7 @@ from collections import Counter
 from typing import Any, cast
 
 from orizuru_py import Consumer, DeadLetter, MsgpackCodec, Producer, QueueKeys
-from orizuru_py.envelope import Envelope, encode, new_id, now_ms
+from orizuru_py.envelope import VERSION, Envelope, encode, new_id, now_ms
 
 from .accounting import Figures, cleanup, left_in, new_queue
 from .ledger import connect
@@ -61,7 +61,7 @@ def random_bad(rng: random.Random, payload: Any) -> bytes:
     if kind == 1:
         return truncated(payload, rng.random())
     if kind == 2:
-        return with_version(payload, rng.choice([v for v in range(256) if v != 1]))
+        return with_version(payload, rng.choice([v for v in range(256) if v != VERSION]))
     return with_payload_bytes(b"\xc1" + rng.randbytes(rng.randrange(16)))  # 0xc1: never msgpack
 
 

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from orizuru_py.envelope import VERSION
+
 from .garbage import Item, decodable, garbage, truncated, with_payload_bytes, with_version
 
 ints = st.integers(-(2**63), 2**64 - 1)  # what msgpack can carry
@@ -20,7 +22,7 @@ payloads = st.one_of(
 bad_values = st.one_of(
     st.binary(max_size=64),
     st.builds(truncated, payloads, st.floats(0, 1, exclude_max=True)),
-    st.builds(with_version, payloads, st.integers(0, 255).filter(lambda v: v != 1)),
+    st.builds(with_version, payloads, st.integers(0, 255).filter(lambda v: v != VERSION)),
     st.builds(with_payload_bytes, st.binary(min_size=1, max_size=20)),
 ).filter(lambda raw: not decodable(raw))
 items = st.lists(

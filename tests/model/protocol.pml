@@ -153,7 +153,8 @@ inline handle(c, m) {
   runs[m] = (runs[m] < MAXATT + 1 -> runs[m] + 1 : runs[m])
 }
 
-/* lib.lua oz_return: a delivery ended without an ack: counted, then back, or dead. */
+/* lib.lua oz_return_all, for each message it pops: a delivery ended without an ack:
+   counted, then back, or dead. */
 inline oz_return(m) {
 #ifdef MUTANT_UNCOUNTED_REAP
   put(m, QUEUE)
