@@ -20,7 +20,7 @@ from . import checks, scripts, search, tracing
 from .errors import AlreadySettled
 from .held import Held
 from .keys import QueueKeys
-from .plan import Batch, Runs, blocking, raise_any
+from .plan import Batch, Call, Runs, blocking, raise_any
 from .search import Step
 from .tracing import Tracing
 
@@ -60,13 +60,19 @@ class GuardCore:
         h = self.held
         if self.unique_key is None and h.count <= scripts.BUDGET:
             # The hot path: a short list (so an LREM from its oldest end is bounded) and no
-            # unique key to free: no script. A cancellation mark left by a cancel() while
-            # the message was in flight goes with it (a plain HDEL: nothing else names it).
-            removed, _ = raise_any(
+            # unique key to free: no script (a script run costs more than the two commands
+            # and their round trip). The cancellation mark is forgotten only when the LREM
+            # removed the message and the mark says a cancel() found it in flight ("f"): a
+            # mark in another state belongs to a cancel() still at work, and a message no
+            # longer ours is not ours to forget. A mark turned "f" after the LREM was set
+            # by a cancel() that had seen the message before it, as the HGET would too.
+            removed, state = raise_any(
                 await self._sent(
-                    Batch((("LREM", h.processing, -1, self.raw), ("HDEL", h.keys.cancel, self.id)))
+                    Batch((("LREM", h.processing, -1, self.raw), ("HGET", h.keys.cancel, self.id)))
                 )
             )
+            if removed == 1 and state is not None and state.startswith(b"f"):
+                await self._sent(Call(("HDEL", h.keys.cancel, self.id)))
             return self._settle(removed == 1, handled=True)
         return self._settle(await self._settling(ack_step([self])), handled=True)
 
@@ -159,7 +165,7 @@ class GuardCore:
             tracing.hook.dead_lettered(self, why)
         return self._settle(done, handled=False)
 
-    async def _sent(self, request: Batch) -> Any:
+    async def _sent(self, request: Batch | Call) -> Any:
         """Send a settling request; cancelled in flight (or interrupted), the message is
         given up (see ``_settling``)."""
         try:
@@ -216,7 +222,7 @@ def ack_step(guards: Sequence[GuardCore]) -> Step:
     unique = {g.raw for g in guards if g.unique_key is not None}
 
     def step(raws: Sequence[bytes], rotate: bool) -> scripts.ScriptCall:
-        unique_at = [i for i, raw in enumerate(raws, 1) if raw in unique]
+        unique_at = [i for i, raw in enumerate(raws, 1) if raw in unique] if unique else []
         return scripts.ack(h.keys, h.processing, raws, unique_at, rotate)
 
     return step

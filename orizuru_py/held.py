@@ -55,15 +55,8 @@ class Held:
 
     def forget(self, raws: Iterable[bytes], *, handled: bool | None = None) -> None:
         """Messages of ours were settled (``handled``: counted as handled, or as failed)."""
-        n = 0
         with self._lock:
-            copies, pop = self._copies, self._copies.pop
-            for raw in raws:
-                held = pop(raw, 0)
-                if held > 1:
-                    copies[raw] = held - 1
-                n += held > 0
-            self.count -= n
+            n = self._drop(raws)
         if handled is True:
             self.handled += n
         elif handled is False:
@@ -74,21 +67,34 @@ class Held:
         lost, a request cancelled in flight): the next take hands them, if still here,
         back to the queue, with this delivery counted if the application ``seen`` them."""
         raws = list(raws)
-        self.forget(raws)
-        if seen:
-            with self._lock:
+        with self._lock:  # at once: a reconcile never finds them neither held nor seen
+            self._drop(raws)
+            if seen:
                 self._seen.update(raws)
         self.stale = True
 
-    def take_seen(self) -> Counter[bytes]:
-        """The messages given up after they were handed out, now to be returned counted."""
+    def _drop(self, raws: Iterable[bytes]) -> int:
+        """Forget a copy of each of ``raws`` (the caller holds the lock); how many were held."""
+        n = 0
+        copies, pop = self._copies, self._copies.pop
+        for raw in raws:
+            held = pop(raw, 0)
+            if held > 1:
+                copies[raw] = held - 1
+            n += held > 0
+        self.count -= n
+        return n
+
+    def knowledge(self) -> tuple[Counter[bytes], Counter[bytes]]:
+        """What a reconcile sorts the lists by, read at once (before the lists: a message
+        settled meanwhile is then not taken for an orphan): the multiset held, and the
+        messages given up after they were handed out, now to be returned counted."""
         with self._lock:
             seen, self._seen = self._seen, Counter()
-        return seen
+            return Counter(self._copies), seen
 
     def copies(self) -> dict[bytes, int]:
-        """The multiset as it is now (read before the lists: a message settled meanwhile
-        is then not taken for an orphan)."""
+        """The multiset as it is now."""
         with self._lock:
             return dict(self._copies)
 

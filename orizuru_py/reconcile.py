@@ -43,8 +43,7 @@ async def _reconcile(held: Held) -> None:
 
 async def _sort(held: Held) -> None:
     lists = (held.prefetch, held.processing)
-    spare = Counter(held.copies())  # before the lists: one settled meanwhile is not unknown
-    seen = held.take_seen()
+    spare, seen = held.knowledge()
     lengths = raise_any(await Batch(tuple(("LLEN", key) for key in lists)))
     looked = [0, 0]
     rotated: Counter[bytes] = Counter()  # classified known: known again if met again

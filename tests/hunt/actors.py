@@ -41,6 +41,15 @@ class Loop:
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = WAIT) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
+    def call(self, fn: Callable[[], Awaitable[T]], timeout: float = WAIT) -> T:
+        """Call ``fn`` on the loop, its synchronous part too (``close()`` takes effect when
+        called, on the loop's objects: never from this thread), and await what it gives."""
+
+        async def called() -> T:
+            return await fn()
+
+        return self.run(called(), timeout)
+
     def freeze(self, seconds: float) -> None:
         """Block the loop for ``seconds`` (a GIL-starved or stopped process), from now on."""
         begun = threading.Event()
@@ -60,11 +69,12 @@ class Loop:
 SWALLOWED: list[str] = []  # calls that ended normally though cancelled while running
 
 
-async def cancel_after(work: Awaitable[T], turns: int) -> tuple[bool, T | None]:
-    """Run ``work`` and cancel it after ``turns`` passes of the loop (if not done by then):
-    (True, result) when it finished, (False, None) when the cancellation took. A call
-    that was cancelled while running and still returned normally swallowed the
-    cancellation: it is noted in SWALLOWED."""
+async def cancel_after(make: Callable[[], Awaitable[T]], turns: int) -> tuple[bool, T | None]:
+    """Run what ``make()`` gives (called here, on the loop) and cancel it after ``turns``
+    passes of the loop (if not done by then): (True, result) when it finished, (False,
+    None) when the cancellation took. A call that was cancelled while running and still
+    returned normally swallowed the cancellation: it is noted in SWALLOWED."""
+    work = make()
     name = getattr(work, "__qualname__", repr(work))
     task = asyncio.ensure_future(work)
     for _ in range(turns):
@@ -110,8 +120,8 @@ class Slot:
         if not self.is_async:
             return True, fn()
         if turns is None:
-            return True, self.loop.run(fn())
-        return self.loop.run(cancel_after(fn(), turns))
+            return True, self.loop.call(fn)
+        return self.loop.run(cancel_after(fn, turns))
 
     def reconcile(self) -> None:
         """One reconcile, when the consumer knows its lists may hold what it does not know."""
@@ -131,7 +141,7 @@ class Slot:
 
     def stop_heartbeat(self) -> None:
         if self.is_async:
-            self.loop.run(self.consumer.stop_heartbeat())
+            self.loop.call(self.consumer.stop_heartbeat)
         else:
             self.consumer.stop_heartbeat()
 

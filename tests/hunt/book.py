@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import attrs
 
@@ -40,8 +42,10 @@ class Book:
         self.purge_candidates: set[str] = set()  # may have been deleted by a purge
         self.purged = 0
         self.unique_exempt: set[str] = set()  # ids present at a purge, which forgot their keys
-        self.revivals = 0  # requeue_dead calls: delivery counts may restart after one
-        self.last_attempt: dict[str, tuple[int, int]] = {}  # id -> (attempts, revivals)
+        self.revivals = 0  # raised around each requeue_dead: delivery counts may restart
+        self.reviving = 0  # requeue_dead calls under way
+        # id -> the requeue_dead calls before its deliveries, and their attempt numbers
+        self.attempts: dict[str, tuple[int, set[int]]] = {}
         self.history: dict[str, list[str]] = {}  # id -> "who@attempt" of each delivery
         self.deliveries = 0
         self.errors: list[str] = []  # violations seen as they happened (a delivery)
@@ -85,8 +89,14 @@ class Book:
         return self.push(mid, n, ttl, delay, key) or True
 
     def delivered(self, mid: str, attempts: int, who: str, n: int | None = None) -> None:
-        """A message reached application code: its attempts never go down (but after a
-        requeue_dead), never pass max_attempts, never follow a cancel that returned True."""
+        """A message reached application code: never twice at one attempt (but after a
+        requeue_dead), never past max_attempts, never after a cancel that returned True.
+        Deliveries are entered as their takers see them, not always in the order they
+        happened (a close racing a take enters what the take brought once both are done,
+        and a Worker may meanwhile be given it at the next attempt), so their order is not
+        judged: a run that went uncounted shows as an attempt number given twice. One
+        entered while a requeue_dead runs may be of the message's life before or after
+        it, and is not judged."""
         with self.lock:
             self.deliveries += 1
             if mid not in self.pushed:  # yet: a Worker may run it before push() returns
@@ -98,14 +108,31 @@ class Book:
                     f"{who} was given {mid} at attempt {attempts} > max_attempts "
                     f"{self.max_attempts}"
                 )
-            last = self.last_attempt.get(mid)
-            if last is not None and attempts <= last[0] and last[1] == self.revivals:
+            revivals, numbers = self.attempts.get(mid, (self.revivals, set()))
+            if revivals != self.revivals:  # requeue_dead gave it a fresh count
+                numbers = set()
+            if attempts in numbers and not self.reviving:
                 self.errors.append(
-                    f"{who} was given {mid} at attempt {attempts}, after attempt {last[0]}: "
-                    "a run of it went uncounted"
+                    f"{who} was given {mid} at attempt {attempts} again: a run of it went "
+                    f"uncounted (its deliveries: {self.history.get(mid)}, "
+                    f"{self.revivals} requeue_dead calls)"
                 )
-            self.last_attempt[mid] = (attempts, self.revivals)
-            self.history.setdefault(mid, []).append(f"{who}@{attempts}")
+            numbers.add(attempts)
+            self.attempts[mid] = (self.revivals, numbers)
+            self.history.setdefault(mid, []).append(f"{who}@{attempts}/r{self.revivals}")
+
+    @contextmanager
+    def requeueing(self) -> Iterator[None]:
+        """Around a requeue_dead call, which gives revived messages a fresh count."""
+        with self.lock:
+            self.revivals += 1
+            self.reviving += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.reviving -= 1
+                self.revivals += 1
 
     def finished(self, mid: str) -> None:
         with self.lock:

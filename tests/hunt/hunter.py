@@ -194,10 +194,15 @@ class Hunter:
                 self.producer.push(payloads[0], **kw)]  # fmt: skip
         else:
             turns = step.b % 30 if step.x > 0.85 else None
-            pushing: Any = self.aproducer.push_many(payloads, **kw) if many > 1 else (
-                self.aproducer.push(payloads[0], **kw))  # fmt: skip
+            producer = self.aproducer
+
+            def pushing() -> Any:
+                if many > 1:
+                    return producer.push_many(payloads, **kw)
+                return producer.push(payloads[0], **kw)
+
             if turns is None:
-                got = self.loop.run(pushing)
+                got = self.loop.call(pushing)
             else:
                 finished, got = self.loop.run(cancel_after(pushing, turns))
                 if not finished:
@@ -408,10 +413,10 @@ class Hunter:
         if step.slot % 2 == 0:
             done = self.q.cancel(mid)
         elif step.x >= 0.3:
-            done = self.loop.run(self.aq.cancel(mid))
+            done = self.loop.call(lambda: self.aq.cancel(mid))
         else:
             turns = step.b % 30
-            finished, done = self.loop.run(cancel_after(self.aq.cancel(mid), turns))
+            finished, done = self.loop.run(cancel_after(lambda: self.aq.cancel(mid), turns))
             if not finished:
                 with self.book.lock:
                     self.book.cancel_cut.add(mid)
@@ -426,9 +431,8 @@ class Hunter:
         return "paused" if self.paused else "resumed"
 
     def do_requeue(self, step: Step) -> str:
-        with self.book.lock:
-            self.book.revivals += 1
-        return f"requeue_dead: {self.q.requeue_dead()}"
+        with self.book.requeueing():
+            return f"requeue_dead: {self.q.requeue_dead()}"
 
     def do_purge(self, step: Step) -> str:
         # Anything may move into a purged list meanwhile but what the (idle) steps' consumers
