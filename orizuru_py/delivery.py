@@ -39,7 +39,7 @@ async def deliver(
     guards: list[G] = []
     bad: list[tuple[bytes, str, str]] = []
     expired: dict[str, list[bytes]] = {}
-    decode, parse, processing = codec.decode, envelope.parse, held.processing
+    decode, parse, processing, epoch = codec.decode, envelope.parse, held.processing, held.epoch
     now = 0
     for raw, key in zip(raws, into, strict=True):
         try:
@@ -56,9 +56,10 @@ async def deliver(
             if expires_ms < now:
                 expired.setdefault(key, []).append(raw)
                 continue
-        guard = make(held, driver, raw, mid, payload, deliveries + 1, enqueued_ms, unique_key)
-        guard.started, guard.epoch = key is processing, held.epoch
-        guards.append(guard)
+        guards.append(
+            make(held, driver, raw, mid, payload, deliveries + 1, enqueued_ms, unique_key,
+                 False, key is processing, epoch)
+        )  # fmt: skip
     # The take moved them to the newest end of their list, where a worker's starts may
     # have pushed what it held ahead of them since: look as deep as that can reach.
     look = len(raws) + scripts.BUDGET + min(held.count, MAX_BATCH)

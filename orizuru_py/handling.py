@@ -57,8 +57,10 @@ DEFAULT_PREFETCH = 1000
 @attrs.frozen
 class RunChunk(Request):
     """Run the handler on each guard in order. The reply: one (exception or None,
-    seconds) per guard run; it ends early once ``ack_within`` seconds have passed with a
-    success to ack (the plan acks and asks for the rest)."""
+    seconds) per guard run; it ends early once ``ack_within`` seconds have passed (the
+    plan settles what ran, checks the worker was not reaped meanwhile, and asks for the
+    rest), whether the last run succeeded or failed, and after a run that raised
+    ``RateLimited`` (the plan pauses before the rest, as the limiter says)."""
 
     queue: str
     guards: Sequence[GuardCore]
@@ -217,23 +219,19 @@ class WorkerCore:
                 return
             with self._hand:
                 room = lanes.room(lane)
-            # Take the batch started (unless each start must pass the rate limiter) when a
-            # thread would take it whole as one chunk, or when it is only a message for
-            # each idle thread (``Pace.ahead``): either way it begins at once.
-            pace = self.pace
-            direct = pace.direct and (pace.chunk(room) >= room > 1 or pace.ahead() == 0)
+            direct = self.pace.started_ahead(room) and self.throttle.left() <= 0
             started = time.perf_counter()
             guards = await self._fetch(lane, room, 0, direct)
             if len(guards) == room:  # the queue had enough: a fetch, not a wait
                 self.pace.fetched(time.perf_counter() - started)
             with self._hand:
-                lanes.add(lane, guards, room)  # short: the lanes below may fetch now
-            await Notify(len(guards), room=True)
+                wake = lanes.add(lane, guards, room)  # short: the lanes below may fetch now
+            await Notify(wake, room=True)
             if not guards:
                 guards = await self._fetch(lane, room, consumer.block, False)
                 with self._hand:
-                    lanes.add(lane, guards, room)
-                await Notify(len(guards), room=True)
+                    wake = lanes.add(lane, guards, room)
+                await Notify(wake, room=True)
 
     def _may_fetch(self, lane: Lane) -> bool:
         """The lane may fetch (see ``Lanes.may_fetch``) and the acks have kept up: a
@@ -270,8 +268,8 @@ class WorkerCore:
                 continue  # another loop took it first
             lane, guards, began = chunk
             if not began:  # else taken straight into the processing list: started already
-                while self.throttle.left() > 0 and not self.stopping:
-                    await Pause(min(self.throttle.left(), 0.2))  # sleep, as the limiter said
+                if self.throttle.left() > 0:
+                    await self._paused()
                 ticket = control.start(lane, guards)
                 await Notify(control=True)
                 await Wait(ticket)
@@ -293,6 +291,8 @@ class WorkerCore:
         within = ACK_WITHIN if long else lane.consumer.heartbeat_timeout / 4
         rest = lane.unfenced(guards)
         while rest:
+            if self.throttle.left() > 0:  # a chunk taken started, or after a RateLimited
+                await self._paused()
             outcomes: list[Outcome] = await RunChunk(lane.queue, rest, within)
             done: list[GuardCore] = []
             for guard, (exc, seconds) in zip(rest, outcomes, strict=False):
@@ -309,6 +309,12 @@ class WorkerCore:
                 self.control.ack(lane, done)
                 await Notify(control=True)
         self.pace.handled(time.perf_counter() - begun, len(guards))
+
+    async def _paused(self) -> None:
+        """Sleep while the queue's own limiter, or a handler's ``RateLimited`` without a
+        limiter, says this worker may start nothing."""
+        while self.throttle.left() > 0 and not self.stopping:
+            await Pause(min(self.throttle.left(), 0.2))
 
     async def _controlling(self) -> None:
         """The control loop: send what the loops left (acks, chunks to start) in one round

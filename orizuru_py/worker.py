@@ -42,7 +42,7 @@ from .client import TRANSIENT, Commands
 from .collector import GarbageCollector
 from .consumer import Consumer
 from .control import Ticket, Wait, Wake
-from .errors import WorkerCrashed
+from .errors import RateLimited, WorkerCrashed
 from .handling import (
     DEFAULT_DRAIN_TIMEOUT,
     DEFAULT_GC_INTERVAL,
@@ -136,7 +136,7 @@ class WorkerDriver(Driver):
             if watched is not None:
                 watched.end()  # PlanMoved if abandoned meanwhile: the late result is dropped
             out.append((error, now - t0))
-            if error is None and now - begun > op.ack_within:
+            if now - begun > op.ack_within or isinstance(error, RateLimited):
                 break
         return out
 

@@ -110,9 +110,11 @@ def test_the_event_loop_is_never_blocked_while_pushing_and_taking(
 
     What proves it is deterministic: no blocking redis-py call and no ``time.sleep`` runs
     on the event loop's thread meanwhile (both are watched). The lateness only has to be
-    sane: under 20 ms at the 99th percentile, 200 ms at most, margins a busy 2-core
-    machine keeps (idle it reads about 1 ms and 1-3.5 ms; a loaded machine's preemption
-    alone once put the p99 at 7.5 ms)."""
+    sane: under 20 ms at the 99th percentile (idle it reads about 1 ms; a loaded
+    machine's preemption alone once put it at 7.9 ms). The latest wake is the machine's
+    more than ours (that run's was 223 ms, preempted), so it is judged by what the loop's
+    thread itself computed between going to sleep and waking: under 100 ms, where code
+    of ours that held the loop would spend all of its lateness."""
     loop_thread: list[int] = []
     blocking: list[str] = []
 
@@ -129,6 +131,7 @@ def test_the_event_loop_is_never_blocked_while_pushing_and_taking(
     monkeypatch.setattr(redis.connection.AbstractConnection, "read_response",
                         watch("a blocking redis-py read", read))  # fmt: skip
     lags: list[float] = []
+    computed: list[float] = []  # the loop thread's CPU seconds in each probe's sleep
     counts = {"pushed": 0, "taken": 0}
 
     async def main() -> None:
@@ -159,12 +162,13 @@ def test_the_event_loop_is_never_blocked_while_pushing_and_taking(
                         counts["taken"] += 1
 
             async def probing() -> None:
-                clock = time.perf_counter
+                clock, cpu = time.perf_counter, time.thread_time
                 end = clock() + 1.0
                 while clock() < end:
-                    t0 = clock()
+                    t0, c0 = clock(), cpu()
                     await asyncio.sleep(0.001)
                     lags.append(clock() - t0 - 0.001)
+                    computed.append(cpu() - c0)
                 stop.set()
 
             await asyncio.wait_for(asyncio.gather(pushing(), taking(), probing()), 20)
@@ -178,10 +182,11 @@ def test_the_event_loop_is_never_blocked_while_pushing_and_taking(
     assert len(lags) >= 100  # the probe woke all along (a 1 ms sleep each)
     lags.sort()
     p99, p100 = lags[int(len(lags) * 0.99)], lags[-1]
-    shown = f"p99 {p99 * 1000:.1f} ms, p100 {p100 * 1000:.1f} ms of {len(lags)} samples"
+    shown = f"p99 {p99 * 1000:.1f} ms, p100 {p100 * 1000:.1f} ms of {len(lags)} samples, "
+    shown += f"the loop's CPU in one sleep at most {max(computed) * 1000:.1f} ms"
     assert blocking == []
     assert p99 < 0.020, shown
-    assert p100 < 0.200, shown
+    assert max(computed) < 0.100, shown
 
 
 # -- 2. Consumer and guards --------------------------------------------------------------
@@ -341,6 +346,35 @@ def test_the_worker_handles_every_message_exactly_once(
     run(main())
     assert sorted(seen) == list(range(n))
     assert keys_of(admin, queue) == []
+
+
+def test_what_a_lower_queue_brought_runs_once_the_higher_queue_runs_dry(
+    r: redis.Redis, redis_url: str, queue: str
+) -> None:
+    # tests/test_job_control.py's test of the same name, on the asyncio Worker: the
+    # empty take of the critical queue wakes the free task for the low message in hand.
+    names = [f"{queue}-critical", f"{queue}-default", f"{queue}-low"]
+    done: list[str] = []
+
+    async def handler(payload: dict[str, str]) -> None:
+        await asyncio.sleep(0.005)
+        done.append(payload["id"])
+
+    async def main() -> None:
+        async with aclient(redis_url) as ar, running(Worker(ar, names, handler, concurrency=1)):
+            await asyncio.sleep(0.3)  # every lane has looked: all three block on their queues
+            for round_ in range(20):
+                with r.pipeline(transaction=True) as both:
+                    SyncProducer(both, names[2]).push({"id": f"low {round_}"})
+                    SyncProducer(both, names[0]).push({"id": f"critical {round_}"})
+                    both.execute()
+                await until(lambda n=round_: len(done) == 2 * (n + 1), timeout=5)
+
+    run(main())
+    assert sorted(done) == sorted(f"{q} {n}" for q in ("low", "critical") for n in range(20))
+    for name in names:
+        Queue(r, name).purge(dead=True)
+        Queue(r, name).forget()
 
 
 def test_a_failing_handler_is_retried_with_backoff_then_dead_lettered(

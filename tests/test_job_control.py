@@ -94,6 +94,32 @@ def test_an_idle_worker_starts_a_message_of_any_queue_within_100_ms(
     _purge(r, names)
 
 
+def test_what_a_lower_queue_brought_runs_once_the_higher_queue_runs_dry(
+    r: redis.Redis, queue: str
+) -> None:
+    # Pushed at once to an idle worker, a low and a critical message are both taken; the
+    # critical one runs first. Its queue's next take comes back empty only after the free
+    # thread went to wait for work: that empty take must wake it for the low message (a CI
+    # run hung here for good, the low message in hand and every loop asleep).
+    names = _names(queue)
+    done: list[str] = []
+
+    def handler(payload: dict[str, Any]) -> None:
+        time.sleep(0.005)
+        done.append(payload["id"])
+
+    with running(Worker(r, names, handler, concurrency=1)):
+        time.sleep(0.3)  # every lane has looked: all three block on their queues
+        for round_ in range(20):
+            with r.pipeline(transaction=True) as both:
+                Producer(both, names[2]).push({"id": f"low {round_}"})
+                Producer(both, names[0]).push({"id": f"critical {round_}"})
+                both.execute()
+            wait_for(lambda n=round_: len(done) == 2 * (n + 1), timeout=5)
+    assert sorted(done) == sorted(f"{q} {n}" for q in ("low", "critical") for n in range(20))
+    _purge(r, names)
+
+
 def test_a_busy_worker_on_three_queues_costs_the_round_trips_of_one(
     redis_url: str, queue: str
 ) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,18 +88,25 @@ def test_a_throttled_key_holds_up_no_other_key(api: Api, r: redis.Redis, queue: 
     assert {a for _, _, a in log.seen} == {1}
 
 
-@pytest.mark.parametrize("limited", [True, False], ids=["limit", "no-limit"])
-def test_rate_limited_brings_the_message_back_uncounted_and_pauses_the_limiter(
-    api: Api, r: redis.Redis, queue: str, limited: bool
-) -> None:
-    log = Log()
-    raised: list[float] = []
+def limited_once(log: Log, raised: list[float]) -> Callable[[Any], None]:
+    """A handler that logs every run, and on message 0's first raises RateLimited(1 s)
+    (noting when in ``raised``)."""
 
     def handler(guard: Any) -> None:
         log.add(guard)
         if guard.payload["n"] == 0 and not raised:
             raised.append(time.monotonic())
             raise RateLimited(retry_after=1.0)
+
+    return handler
+
+
+@pytest.mark.parametrize("limited", [True, False], ids=["limit", "no-limit"])
+def test_rate_limited_brings_the_message_back_uncounted_and_pauses_the_limiter(
+    api: Api, r: redis.Redis, queue: str, limited: bool
+) -> None:
+    log, raised = Log(), list[float]()
+    handler = limited_once(log, raised)
 
     producer = Producer(r, queue)
     producer.push({"n": 0})
@@ -117,6 +125,24 @@ def test_rate_limited_brings_the_message_back_uncounted_and_pauses_the_limiter(
     assert handled_at[1] - raised[0] >= 0.9
     if limited:
         assert "" in stats.throttled
+
+
+def test_a_rate_limited_run_holds_back_the_messages_already_in_hand(
+    api: Api, r: redis.Redis, queue: str
+) -> None:
+    """Messages a take brought started, or that share the chunk of the message whose
+    handler raised RateLimited, wait out the pause too: before, they ran at once (CI saw
+    it: a message pushed just after the raise ran 8 ms later). One thread, so nothing
+    runs beside the raising handler before its pause begins."""
+    log, raised = Log(), list[float]()
+    handler = limited_once(log, raised)
+
+    Producer(r, queue).push_many([{"n": n} for n in range(6)])  # 0 is taken first
+    with running(api.Worker(r, queue, handler, concurrency=1, pass_guard=True)):
+        wait_for(lambda: len(log.seen) >= 7, timeout=20)
+    assert raised and log.seen[0][1] == 0
+    later = [(n, round(t - raised[0], 3)) for t, n, _ in log.seen[1:]]
+    assert [(n, after) for n, after in later if after < 0.9] == []
 
 
 def test_rate_limit_arguments_fail_at_the_call_site(r: redis.Redis, queue: str) -> None:

@@ -12,7 +12,7 @@ import redis
 
 from orizuru_py import AlreadySettled, Consumer, Producer
 from orizuru_py.asyncio.driver import AsyncDriver
-from orizuru_py.plan import Call, Driver, UnknownRequest
+from orizuru_py.plan import Batch, Call, Driver, UnknownRequest
 
 
 async def _ping_twice() -> list[bytes]:
@@ -32,6 +32,28 @@ def test_a_command_error_is_thrown_into_the_plan_which_may_handle_it(r: redis.Re
         return "not raised"
 
     assert Driver(r).run(plan()) == "handled"
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["own write", "pipeline"])
+def test_a_batch_answers_each_command_in_its_place_errors_too(
+    r: redis.Redis, queue: str, single: bool
+) -> None:
+    """A plain client's Batch is sent by the driver itself, a single-connection client's
+    by its pipeline: the same replies, an error where its command failed, and the
+    connection fit for the next request (no reply left on it)."""
+    client = redis.Redis(connection_pool=r.connection_pool, single_connection_client=single)
+    calls = (("SET", queue, "v"), ("LPUSH", queue, "x"), ("GET", queue), ("HGET", queue, "f"))
+
+    async def plan() -> list[object]:
+        return [await Batch(calls), await Call(("ECHO", b"after"))]
+
+    (set_, lpush, get, hget), after = Driver(client).run(plan())
+    assert (set_, get, after) == (True, b"v", b"after")
+    assert isinstance(lpush, redis.ResponseError) and "WRONGTYPE" in str(lpush)
+    assert isinstance(hget, redis.ResponseError)
+    assert (Driver(client)._pool is None) is single
+    client.delete(queue)
+    client.close()
 
 
 class _Stranger:

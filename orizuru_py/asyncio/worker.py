@@ -29,7 +29,7 @@ from .. import tracing
 from ..checks import is_async
 from ..client import TRANSIENT, Commands
 from ..control import Wait, Wake
-from ..errors import WorkerCrashed
+from ..errors import RateLimited, WorkerCrashed
 from ..handling import Notify, RunChunk, Until, Via, WorkerCore
 from ..plan import Plan
 from ..timelimit import Outcome, within
@@ -123,7 +123,7 @@ class AsyncWorkerDriver(AsyncDriver):
                 error = exc
             now = clock()
             out.append((error, now - t0))
-            if error is None and now - begun > op.ack_within:
+            if now - begun > op.ack_within or isinstance(error, RateLimited):
                 break
         return out
 
