@@ -118,17 +118,22 @@
   }
 
   // ---- the poll loop -----------------------------------------------------------------
-  // Each poll redraws the page: a control with a data-key gets the focus back after it.
+  // Each poll redraws the page: a control with a data-key gets the focus back after it,
+  // also one focused while the poll was fetching (the redraw replaced that element).
   let render = async () => {};
-  let timer = null, busy = false, again = false, focusKey = null;
+  let timer = null, busy = false, again = false, focusKey = null, focusedMeanwhile = null;
+  main.addEventListener("focusin", (event) => {
+    if (busy) focusedMeanwhile = event.target.dataset ? event.target.dataset.key || null : null;
+  });
   async function tick() {
     clearTimeout(timer);
     if (busy) { again = true; return; }
     busy = true;
     const active = document.activeElement;
-    const key = focusKey || (active && active.dataset ? active.dataset.key : null);
-    focusKey = null;
+    const before = focusKey || (active && active.dataset ? active.dataset.key : null);
+    focusKey = focusedMeanwhile = null;
     try { await render(); setStatus(null); } catch (error) { setStatus(error); }
+    const key = focusedMeanwhile || before;
     const back = key ? main.querySelector(`[data-key="${CSS.escape(key)}"]`) : null;
     if (back && back !== document.activeElement) back.focus();
     busy = false;
