@@ -1,5 +1,6 @@
 """What a backlog costs: the price per message with 10, 10^4 and 10^6 messages waiting,
-and the memory of a consumer process that works through 10^6 of them."""
+the server memory a queued message takes, and the memory of a consumer process that
+works through 10^6 of them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from fresh import run_isolated
 from orizuru_py.consumer import Consumer
 from orizuru_py.ops.bench import BATCH, fill, take_batches, take_single
 from orizuru_py.ops.benchdata import Bench, Case, Result, Row, Timer
+from orizuru_py.producer import Producer
 
 DEPTHS = (10, 10_000, 1_000_000)
 
@@ -91,6 +93,42 @@ def depth_rows(
         for probe in probes:
             probe.close(b)
     return rows
+
+
+STORED_PAYLOAD = 90  # bytes the application hands over, per message
+STORED_TARGET = 1.25  # a queued message's memory against the raw list's, at most
+
+
+def stored_bytes(b: Bench, n: int) -> dict[str, Any]:
+    """Server memory per queued message (``MEMORY USAGE``, every element counted) with a
+    payload of ``STORED_PAYLOAD`` bytes: a raw list of the bytes as they are, and a queue
+    of them pushed by ``push_many`` (the default codec, the envelope) and by ``push`` with
+    a unique key (its extension; the key's hash entries are not counted)."""
+    payload = b"x" * STORED_PAYLOAD
+    raw_key, plain, keyed = f"{b.prefix}:raw-stored", b.queue("stored"), b.queue("stored-keyed")
+    try:
+        for lo in range(0, n, 1000):
+            b.r.lpush(raw_key, *[payload] * min(1000, n - lo))
+            Producer(b.r, plain, prefix=b.prefix).push_many([payload] * min(1000, n - lo))
+        keyed_n = min(n, 10_000)
+        producer = Producer(b.r, keyed, prefix=b.prefix)
+        for i in range(keyed_n):
+            producer.push(payload, unique_key=f"order-{i:08d}")
+        per = {
+            "raw": b.r.memory_usage(raw_key, samples=0) / n,
+            "queued": b.r.memory_usage(b.keys(plain).queue, samples=0) / n,
+            "queued_unique": b.r.memory_usage(b.keys(keyed).queue, samples=0) / keyed_n,
+        }
+    finally:
+        b.r.delete(raw_key)
+        b.drop(plain)
+        b.drop(keyed)
+    return {
+        "messages": n,
+        "payload_bytes": STORED_PAYLOAD,
+        **per,
+        "ratio": per["queued"] / per["raw"],
+    }
 
 
 def memory(b: Bench, n: int) -> dict[str, Any]:

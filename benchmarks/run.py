@@ -35,7 +35,7 @@ import ceilings_async
 import loaded
 import peers
 import peers_async
-from targets import TARGETS, targets_json
+from targets import judged, targets_json
 
 from orizuru_py.ops import bench, bench_async, benchreport
 from orizuru_py.ops.benchdata import Bench, Case, Row
@@ -53,7 +53,7 @@ GROUPS = (
     "async",  # the asyncio ceilings, paths, Worker and peers, no-op
     *loaded.GROUPS,  # io, mixed, cpu: handlers that wait or compute, beside the peers
     "backlog",  # cost per message by queue depth
-    "memory",  # a consumer's RSS over 10^6 messages
+    "memory",  # server bytes per queued message; a consumer's RSS over 10^6 messages
 )
 
 
@@ -75,6 +75,7 @@ class Sizes:
     depth_single: int = 0
     depth_batched: int = 0
     memory: int = 0
+    stored: int = 0
 
     def scaled(self, k: float) -> Sizes:
         return Sizes(*(max(1, round(v * k)) if v else 0 for v in attrs.astuple(self)))
@@ -94,6 +95,7 @@ FULL = Sizes(
     depth_single=3_000,
     depth_batched=30_000,
     memory=1_000_000,
+    stored=100_000,
 )
 SMOKE = Sizes(300, 1_000, 300)
 SLICES = 25  # parts per round of each path and its ceiling (smoke: 2)
@@ -141,6 +143,7 @@ def report(
     live: dict[str, Row],
     depth: dict[str, Row],
     mem: dict[str, Any] | None,
+    stored: dict[str, Any] | None = None,
 ) -> str:
     lines: list[str] = []
     if rows:
@@ -155,6 +158,15 @@ def report(
         lines += [benchreport.format_limits(live), benchreport.LIMITS_NOTE, ""]
     if depth:
         lines += ["Cost per message by backlog:", benchreport.format_table(depth), ""]
+    if stored:
+        ratio = stored["ratio"]
+        lines += [
+            f"Server memory per queued message ({stored['payload_bytes']}-byte payload, "
+            f"{stored['messages']:,} queued, MEMORY USAGE): raw list {stored['raw']:.1f} B, "
+            f"orizuru {stored['queued']:.1f} B ({ratio:.2f}x), "
+            f"with a unique key {stored['queued_unique']:.1f} B",
+            "",
+        ]
     if mem:
         mib = 1024
         lines += [
@@ -166,10 +178,10 @@ def report(
             f"{mem['messages'] / mem['seconds']:,.0f} msg/s)",
             "",
         ]
-    judged = [(t, *t.check({**rows, **aio, **depth})) for t in TARGETS]
-    if any(value is not None for _, value, _ in judged):
-        lines += ["Targets (medians of interleaved rounds):"]
-        for t, value, status in judged:
+    verdicts = judged({**rows, **aio, **depth}, stored)
+    if any(value is not None for _, value, _ in verdicts):
+        lines += ["Targets (medians of interleaved rounds; memory: one measurement):"]
+        for t, value, status in verdicts:
             shown = "-" if value is None else f"{value:.2f}x"
             lines.append(f"  {status:<4}  {t.label:<52} {shown}")
     return "\n".join(lines).rstrip()
@@ -272,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     with bench.server(args.redis_url) as url:
         b = Bench(url)
         depth: dict[str, Row] = {}
-        mem = None
+        mem = stored = None
         try:
             env = {**benchreport.environment(b), "commit": _commit(), "peers": _versions(VERSIONS)}
             print(
@@ -286,13 +298,16 @@ def main(argv: list[str] | None = None) -> int:
             if deep and "backlog" in args.only:
                 print("backlog:", flush=True)
                 depth = backlog.depth_rows(b, sizes.depth_single, sizes.depth_batched, rounds)
+            if deep and "memory" in args.only and sizes.stored:
+                print(f"memory: {sizes.stored:,} messages queued", flush=True)
+                stored = backlog.stored_bytes(b, sizes.stored)
             if deep and "memory" in args.only:
                 print(f"memory: a consumer process takes {sizes.memory:,} messages", flush=True)
                 mem = backlog.memory(b, sizes.memory)
             env["loadavg_end"] = os.getloadavg()
         finally:
             b.cleanup()
-    text = report(rows, aio, live, depth, mem)
+    text = report(rows, aio, live, depth, mem, stored)
     print()
     print(text)
     every = cases + aio_cases + live_cases
@@ -311,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         "loaded_rows": benchreport.rows_json(live),
         "depth": benchreport.rows_json(depth),
         "memory": mem,
-        "targets": targets_json({**rows, **aio, **depth}),
+        "stored": stored,
+        "targets": targets_json({**rows, **aio, **depth}, stored),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(data, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from backlog import DEPTHS, depth_name
+from backlog import DEPTHS, STORED_TARGET, depth_name
 
 from orizuru_py.ops import benchreport
 from orizuru_py.ops.benchdata import Row
@@ -75,9 +75,24 @@ TARGETS = (
 )
 
 
-def targets_json(rows: dict[str, Row]) -> list[dict[str, Any]]:
-    out = []
-    for t in TARGETS:
-        value, status = t.check(rows)
-        out.append({**attrs.asdict(t), "value": value, "status": status})
+# Judged from the memory group's one measurement (``backlog.stored_bytes``), not from rows.
+STORED_LABEL = f"memory per queued message <= {STORED_TARGET}x raw list"
+STORED = Target(STORED_LABEL, "stored", "raw", STORED_TARGET, cost=True)
+
+
+def judged(
+    rows: dict[str, Row], stored: dict[str, Any] | None
+) -> list[tuple[Target, float | None, str]]:
+    """Every target with its value and PASS, MISS or n/a; memory when it was measured."""
+    out = [(t, *t.check(rows)) for t in TARGETS]
+    if stored:
+        ok = stored["ratio"] <= STORED.threshold
+        out.append((STORED, stored["ratio"], "PASS" if ok else "MISS"))
     return out
+
+
+def targets_json(rows: dict[str, Row], stored: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [
+        {**attrs.asdict(t), "value": value, "status": status}
+        for t, value, status in judged(rows, stored)
+    ]

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from orizuru_py.ops import bench
+from orizuru_py.ops import bench, benchreport
+from orizuru_py.ops.benchdata import Case, Limit, Result, Row
 
 ROOT = Path(__file__).resolve().parent.parent
 CEILINGS = {"raw_lpush", "raw_blmove_lrem", "raw_lpush_batch", "raw_lua_batch"}
@@ -36,6 +37,12 @@ LOADED = {
     "processes_1_cpu1",
     "processes_2_cpu1",
 }
+# Beside each row of waiting handlers, the same handlers on a bare pool, no queue.
+BARE = (
+    {f"bare_sleep10_t{n}" for n in (8, 32, 64, 128)}
+    | {f"bare_sleep10_a{n}" for n in (100, 500, 1000)}
+    | {"bare_mixed_t32", "bare_mixed_a500"}
+)
 
 
 def run_smoke(redis_url: str, out: Path, *options: str) -> dict[str, Any]:
@@ -98,7 +105,7 @@ def test_smoke_run_reports_every_loaded_row_with_a_rate_and_what_binds_it(
     smoke: dict[str, Any],
 ) -> None:
     rows = smoke["loaded_rows"]
-    assert set(rows) == LOADED
+    assert set(rows) == LOADED | BARE
     assert [name for name, row in rows.items() if not row["median_rate"] > 0] == []
     assert [name for name, row in rows.items() if not row["efficiency"] > 0] == []
     binds = {row["binds"] for row in rows.values()}
@@ -122,7 +129,7 @@ def test_smoke_run_writes_its_report_beside_the_json(
 def test_only_runs_the_groups_it_names(redis_url: str, tmp_path: Path) -> None:
     data = run_smoke(redis_url, tmp_path / "only.json", "--only", "io")
     assert data["rows"] == data["asyncio_rows"] == data["depth"] == {}
-    assert set(data["loaded_rows"]) == {n for n in LOADED if "sleep10" in n}
+    assert set(data["loaded_rows"]) == {n for n in LOADED | BARE if "sleep10" in n}
 
 
 def test_smoke_run_leaves_no_key_behind(smoke: dict[str, Any], redis_url: str) -> None:
@@ -143,3 +150,42 @@ def test_orizuru_bench_prints_a_row_per_path_and_writes_them(
     assert {name: len(row["rates"]) for name, row in rows.items()} == dict.fromkeys(ORIZURU, 1)
     printed = capsys.readouterr().out
     assert [row["label"] for row in rows.values() if row["label"] not in printed] == []
+
+
+def test_a_rows_handler_limit_is_the_bare_pools_rate_where_that_is_lower() -> None:
+    """A bare pool's rate below concurrency / handler time becomes the row's limit (and
+    what binds it); a rate above (a short row's noise) does not raise it; without a bare
+    row the limit is nominal."""
+    limit = Limit(32, 0.010, group="g", measured="bare")  # 3,200 jobs/s nominal
+
+    def row(rate: float) -> Row:
+        case = Case("x", "x", 1000, lambda b, n: Result(n, 1.0), limit=limit)
+        return Row(case, [Result(1000, 1000 / rate, cpu=0.01)])  # 10 us of CPU a job
+
+    for bare_rate, handler in ((3_000.0, 3_000.0), (3_300.0, 3_200.0)):
+        rows = {"ours": row(2_850.0), "bare": row(bare_rate)}
+        assert benchreport.bounds(rows["ours"], rows)["handler"] == pytest.approx(handler)
+        assert benchreport.binding(rows["ours"], rows) == (
+            "handler",
+            pytest.approx(2_850 / handler),
+        )
+    alone = {"ours": row(2_850.0)}
+    assert benchreport.bounds(alone["ours"], alone)["handler"] == pytest.approx(3_200.0)
+
+
+@pytest.mark.parametrize(("ratio", "status"), [(1.2, "PASS"), (1.3, "MISS")])
+def test_the_memory_target_is_judged_and_written_with_the_others(ratio: float, status: str) -> None:
+    """The memory group's one measurement is judged against its target (1.25x the raw
+    list) and goes into the JSON's targets beside the ratio targets; absent, it is left out."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'benchmarks'); from targets import targets_json; "
+        f"print(json.dumps([targets_json({{}}, {{'ratio': {ratio}}}), targets_json({{}}, None)]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    measured, unmeasured = json.loads(done.stdout)
+    memory = [t for t in measured if t["case"] == "stored"]
+    assert [(t["value"], t["status"], t["threshold"]) for t in memory] == [(ratio, status, 1.25)]
+    assert [t for t in unmeasured if t["case"] == "stored"] == []
+    assert len(measured) == len(unmeasured) + 1

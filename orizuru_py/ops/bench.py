@@ -248,7 +248,7 @@ def run_rounds(
     rows = {c.name: Row(c) for c in cases}
     for i in range(1, rounds + 1):
         parts: dict[str, list[Result]] = {c.name: [] for c in cases}
-        for part in range(max(c.slices for c in cases)):
+        for part in range(max((c.slices for c in cases), default=0)):
             for case in cases:
                 row = rows[case.name]
                 if row.note or part >= case.slices:

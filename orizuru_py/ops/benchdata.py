@@ -139,12 +139,15 @@ class Limit:
     """The rate a row running real handlers could reach: ``parallel`` handlers at once
     (threads, tasks, or the cores a CPU-bound handler can use), each taking ``handler_s``
     seconds on average; its worker can use ``cores`` cores. Rows of one ``group`` run the
-    same handlers at the same concurrency, and are compared with the group's first row."""
+    same handlers at the same concurrency, and are compared with the group's first row.
+    ``measured`` names the group's row that runs the handlers alone (no queue), when it
+    has one: its rate is what they allow on this machine, below ``ideal``."""
 
     parallel: int
     handler_s: float
     cores: int = 1
     group: str = ""
+    measured: str = ""
 
     @property
     def ideal(self) -> float:

@@ -60,15 +60,17 @@ TABLE_NOTE = (
 )
 
 
-def bounds(row: Row) -> dict[str, float]:
+def bounds(row: Row, rows: Mapping[str, Row]) -> dict[str, float]:
     """The rates that bound a row running real handlers (none for other rows): ``handler``,
-    its concurrency over its handlers' mean time; ``worker CPU``, the cores its worker may
-    use over the worker's CPU per job; ``Redis``, one server core over the server's CPU
-    per job. The last two are measured in the row itself."""
+    its concurrency over its handlers' mean time, or the lower rate its group's row of
+    bare handlers (``Limit.measured``, among ``rows``) reached; ``worker CPU``, the cores
+    its worker may use over the worker's CPU per job; ``Redis``, one server core over the
+    server's CPU per job. The last two are measured in the row itself."""
     limit = row.case.limit
     if limit is None:
         return {}
-    out = {"handler": limit.ideal}
+    bare = rows[limit.measured].median if limit.measured in rows else None
+    out = {"handler": min(limit.ideal, bare or limit.ideal)}
     if row.cpu_us:
         out["worker CPU"] = limit.cores * 1e6 / row.cpu_us
     if row.server_us:
@@ -76,9 +78,9 @@ def bounds(row: Row) -> dict[str, float]:
     return out
 
 
-def binding(row: Row) -> tuple[str, float] | None:
+def binding(row: Row, rows: Mapping[str, Row]) -> tuple[str, float] | None:
     """The bound that binds (the lowest) and the row's median rate against it."""
-    found = bounds(row)
+    found = bounds(row, rows)
     if not found or row.median is None:
         return None
     name = min(found, key=found.__getitem__)
@@ -103,7 +105,7 @@ def format_limits(rows: Mapping[str, Row]) -> str:
     for name, row in rows.items():
         if row.case.limit is None:
             continue
-        bound, median = binding(row), row.median
+        bound, median = binding(row, rows), row.median
         if bound is None or median is None:
             lines.append(f"{row.case.label:<48} {'-':>8}  {row.note or 'no result'}")
             continue
@@ -119,8 +121,10 @@ def format_limits(rows: Mapping[str, Row]) -> str:
 
 
 LIMITS_NOTE = (
-    "limit: the lowest of concurrency / mean handler time, the worker's cores / its CPU per "
-    "job and one server core / the server's CPU per job (binds: which); eff: jobs/s against "
+    "limit: the lowest of concurrency / mean handler time (or, if lower, the rate of the "
+    "bare pool running the same handlers at that concurrency with no queue), the worker's "
+    "cores / its CPU per job and one server core / the server's CPU per job (binds: "
+    "which); eff: jobs/s against "
     "it; of c/t: against concurrency / handler time alone; x first: against the first row "
     "of the same concurrency and handlers (orizuru's); cpu us: CPU per job of the worker's "
     "own process (for --processes, its process tree)."
@@ -132,11 +136,11 @@ def _limit_json(rows: Mapping[str, Row], name: str) -> dict[str, Any]:
     limit = row.case.limit
     if limit is None:
         return {}
-    bound, first = binding(row), _first_of_group(rows, name)
+    bound, first = binding(row, rows), _first_of_group(rows, name)
     median = row.median
     return {
         "limit": {**attrs.asdict(limit), "ideal": limit.ideal},
-        "bounds": bounds(row),
+        "bounds": bounds(row, rows),
         "binds": bound[0] if bound else None,
         "efficiency": bound[1] if bound else None,
         "of_ideal": median / limit.ideal if median is not None else None,
