@@ -49,15 +49,19 @@ def send(c: Cluster, task: str, *args: Any, countdown: float | None = None) -> N
 def kill_main_during_task(c: Cluster, pool: str) -> tuple[float, list[list[str]]]:
     """w1 runs a 3 s task and is SIGKILLed in its main process; w2 waits. Returns the
     seconds from the kill until w2 started it (or the window, if it never did) and
-    the notes."""
+    the notes. w1's run waits at a gate until the kill: a CI run once took longer to
+    start w2 than w1 took to finish the task, and w2 then had nothing to run."""
+    gate = c.tmp / f"{c.queue}.gate"
+    gate.touch()
     w1 = c.start("w1", pool)
     c.wait_ready(w1)
-    send(c, "long", 3.0, str(c.notes))
+    send(c, "long", 3.0, str(c.notes), str(gate))
     wait_for(lambda: c.lines("start"), 30, "w1 to start the task")
     w2 = c.start("w2", pool)
     c.wait_ready(w2)
     os.kill(w1.pid, signal.SIGKILL)
     killed = time.monotonic()
+    gate.unlink()  # the run w2 begins is not held
     window = HEARTBEAT + SLACK
     try:
         wait_for(lambda: any(r[1].startswith("w2@") for r in c.lines("start")), window, "w2")
