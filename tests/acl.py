@@ -17,6 +17,7 @@ from tests.servers import restricted_user
 README = Path(__file__).resolve().parent.parent / "README.rst"
 # What the README says to add on Redis 7.2+ and Valkey: commands an older server lacks.
 ADDITIONS = ("+waitaof", "+client|setinfo")
+SELECT = "+select"  # what the README says to add for a database other than 0
 
 
 def readme_rule() -> list[str]:
@@ -29,7 +30,8 @@ def readme_rule() -> list[str]:
 @contextlib.contextmanager
 def readme_user(admin: redis.Redis) -> Iterator[str]:
     """A fresh user on ``admin``'s server with the README's rule (and the additions it
-    names, where the server has those commands); yields a URL logging in as it."""
+    names, where the server has those commands, and for a database other than 0);
+    yields a URL logging in as it."""
     words = readme_rule()
     patterns = [w for w in words if w.startswith(("~", "%"))]
     commands = [w for w in words if w.startswith(("+", "-"))]
@@ -40,6 +42,8 @@ def readme_user(admin: redis.Redis) -> Iterator[str]:
         for addition in ADDITIONS:
             with contextlib.suppress(redis.ResponseError):  # no such command on this server
                 admin.execute_command("ACL", "SETUSER", name, addition)
+        if admin.connection_pool.connection_kwargs.get("db", 0):
+            admin.execute_command("ACL", "SETUSER", name, SELECT)
         yield url
 
 
