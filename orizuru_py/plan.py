@@ -109,8 +109,8 @@ class Driver:
         self.r = r
         self.lock = threading.Lock()
         self.closed = threading.Event()
-        # A plain client with a pool sends a Batch itself (``_send_batch``); others (a
-        # cluster, a single-connection client) through their pipeline.
+        # A plain client with a pool sends a Call or a Batch itself (``_send_batch``);
+        # others (a cluster, a single-connection client) through redis-py's own paths.
         self._pool = (
             r.connection_pool
             if isinstance(r, Redis) and getattr(r, "connection", None) is None
@@ -142,7 +142,12 @@ class Driver:
     def _perform(self, op: Any) -> Any:
         kind = type(op)
         if kind is Call:
-            return self.r.execute_command(*op.args)
+            if self._pool is None:
+                return self.r.execute_command(*op.args)
+            (reply,) = self._send_batch(self._pool, (op.args,))
+            if isinstance(reply, ResponseError):
+                raise reply
+            return reply
         if kind is Batch:
             if self._pool is not None and not op.transaction:
                 return self._send_batch(self._pool, op.calls)
@@ -163,7 +168,8 @@ class Driver:
         """What redis-py's pipeline does for a batch outside a transaction (the commands
         in one write, a reply or an error for each, the whole sent again as the client's
         retry policy says when the connection fails) without the pipeline object, which
-        cost a two-command ack more client CPU than a script run."""
+        cost a two-command ack more client CPU than a script run; for one command, what
+        ``execute_command`` does, without the hooks it runs for each command."""
         r: Any = self.r  # redis-py's parse_response is untyped
         conn = pool.get_connection()
 

@@ -101,10 +101,8 @@ class ProducerCore:
         trace: bytes | None,
     ) -> str:
         """Queue one encoded payload carrying ``trace``; its id (see ``_push``)."""
-        now = envelope.now_ms()
-        mid = envelope.new_id(now)
-        expires = now + delay_ms + ttl_ms if ttl_ms else None
-        raw = envelope.encode(mid, now, data, 0, key, expires, trace)
+        (mid,), (raw,) = self._encode([data], None if key is None else [key], delay_ms,
+                                      ttl_ms, trace)  # fmt: skip
         plain = key is None and not delay_ms
         command = self._command([(key, mid, raw)], delay_ms, unique_ms, plain)
         reply = (await self._send([command], [mid], many=False))[0]

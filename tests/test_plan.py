@@ -56,6 +56,35 @@ def test_a_batch_answers_each_command_in_its_place_errors_too(
     client.close()
 
 
+@pytest.mark.parametrize("single", [False, True], ids=["own write", "execute_command"])
+def test_a_call_raises_its_error_by_its_kind_and_a_lost_script_is_loaded_again(
+    r: redis.Redis, queue: str, single: bool
+) -> None:
+    """A plain client's Call goes by the driver's own write too: an error is raised as
+    redis-py's own class (NOSCRIPT as NoScriptError, which the scripts answer by loading
+    themselves), and the connection serves the next request."""
+    client = redis.Redis(connection_pool=r.connection_pool, single_connection_client=single)
+    client.lpush(queue, "x")
+
+    async def wrong_type() -> object:
+        try:
+            await Call(("HGET", queue, "f"))
+        except redis.ResponseError as exc:
+            return type(exc), await Call(("ECHO", b"after"))
+        return None
+
+    assert Driver(client).run(wrong_type()) == (redis.ResponseError, b"after")
+    client.delete(queue)
+    client.script_flush()  # as a restarted server: every script is unknown
+    producer = Producer(client, queue)
+    first = producer.push("a", unique_key="k")  # push.lua, loaded again
+    assert producer.push("b", unique_key="k") == first
+    with Consumer(client, queue) as consumer:  # take.lua and ack.lua likewise
+        guard = consumer.next(timeout=1.0)
+        assert guard is not None and guard.payload == "a" and guard.ack()
+    client.close()
+
+
 class _Stranger:
     def __await__(self):  # type: ignore[no-untyped-def]
         return (yield self)
