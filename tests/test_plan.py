@@ -9,6 +9,7 @@ import traceback
 
 import pytest
 import redis
+import redis.asyncio
 
 from orizuru_py import AlreadySettled, Consumer, Producer
 from orizuru_py.asyncio.driver import AsyncDriver
@@ -54,6 +55,36 @@ def test_a_batch_answers_each_command_in_its_place_errors_too(
     assert (Driver(client)._pool is None) is single
     client.delete(queue)
     client.close()
+
+
+@pytest.mark.parametrize("single", [False, True], ids=["own write", "pipeline"])
+def test_the_async_driver_answers_a_batch_and_a_call_in_place_errors_too(
+    redis_url: str, queue: str, single: bool
+) -> None:
+    """The AsyncDriver's own write, as the blocking Driver's: each reply in its place, a
+    Call's error raised as its class, the connection fit for the next request."""
+    calls = (("SET", queue, "v"), ("LPUSH", queue, "x"), ("GET", queue))
+
+    async def plan() -> list[object]:
+        batch = await Batch(calls)
+        try:
+            await Call(("HGET", queue, "f"))
+        except redis.ResponseError as exc:
+            return [batch, type(exc), await Call(("ECHO", b"after")), await Call(("DEL", queue))]
+        return []
+
+    async def main() -> list[object]:
+        client = redis.asyncio.Redis.from_url(redis_url, single_connection_client=single)
+        driver = AsyncDriver(client)
+        try:
+            assert (driver._pool is None) is single
+            return await driver.run(plan())
+        finally:
+            await client.aclose()
+
+    (set_, lpush, get), kind, after, deleted = asyncio.run(main())
+    assert (set_, get, kind, after, deleted) == (True, b"v", redis.ResponseError, b"after", 1)
+    assert isinstance(lpush, redis.ResponseError) and "WRONGTYPE" in str(lpush)
 
 
 @pytest.mark.parametrize("single", [False, True], ids=["own write", "execute_command"])

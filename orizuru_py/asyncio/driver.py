@@ -26,11 +26,11 @@ class AsyncDriver:
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()
         # As the blocking Driver: a plain client with a pool sends a Call or a Batch
-        # itself (``_send``); others (a cluster, a single-connection client) through
-        # redis-py's own paths.
+        # itself (``_send``); others (a cluster, a single-connection client, whose one
+        # connection is made only on its first command) through redis-py's own paths.
         self._pool = (
             r.connection_pool
-            if isinstance(r, Redis) and getattr(r, "connection", None) is None
+            if isinstance(r, Redis) and not r.single_connection_client and r.connection is None
             else None
         )
 
