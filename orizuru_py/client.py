@@ -15,7 +15,9 @@ from typing import Any, Protocol, TypeAlias
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline as AsyncPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.client import Pipeline
 from redis.cluster import RedisCluster
 from redis.connection import Connection
 from redis.exceptions import (
@@ -43,6 +45,25 @@ class Commands(Protocol):
     def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> Any: ...
 
     def script_load(self, script: str) -> Any: ...
+
+
+def own_pool(r: object) -> Any | None:
+    """The pool of ``r`` when the drivers may write its requests themselves, without
+    redis-py's pipeline object and the hooks ``execute_command`` runs for each command: a
+    plain ``Redis`` of either API (not a subclass: one may override ``execute_command``),
+    on a pool rather than one connection, whose ``execute_command`` and pipeline no
+    instrumentation has wrapped (a tracer's wrapper would miss our commands). Else None:
+    the drivers go through redis-py's own paths. Read when a driver is made."""
+    cls: Any = type(r)
+    pipe: Any = {Redis: Pipeline, AsyncRedis: AsyncPipeline}.get(cls)
+    if pipe is None:
+        return None
+    if getattr(r, "single_connection_client", False) or getattr(r, "connection", None):
+        return None  # an asyncio one makes its connection on its first command
+    methods = (cls.execute_command, pipe.execute, pipe.execute_command)
+    if any(hasattr(method, "__wrapped__") for method in methods):
+        return None
+    return getattr(r, "connection_pool", None)
 
 
 # Errors every loop rides out with backoff: the server, a cluster node or the primary

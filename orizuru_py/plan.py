@@ -20,10 +20,9 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import attrs
-from redis import Redis
 from redis.exceptions import ResponseError
 
-from .client import Commands
+from .client import Commands, own_pool
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -109,13 +108,10 @@ class Driver:
         self.r = r
         self.lock = threading.Lock()
         self.closed = threading.Event()
-        # A plain client with a pool sends a Call or a Batch itself (``_send_batch``);
-        # others (a cluster, a single-connection client) through redis-py's own paths.
-        self._pool = (
-            r.connection_pool
-            if isinstance(r, Redis) and getattr(r, "connection", None) is None
-            else None
-        )
+        # A plain client with a pool: Calls and Batches by its own write (``_send_batch``);
+        # others (a cluster, a single connection, a subclass, an instrumented client)
+        # through redis-py's own paths.
+        self._pool = own_pool(r)
 
     def run(self, plan: Plan[T], reply: Any = None) -> T:
         """Perform each request of ``plan`` and hand it the reply (or the error) until it

@@ -4,6 +4,7 @@ a plan created and never run is reported; tracebacks name the public method."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import traceback
 
@@ -11,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from orizuru_py import AlreadySettled, Consumer, Producer
+from orizuru_py import AlreadySettled, Consumer, Producer, Queue
 from orizuru_py.asyncio.driver import AsyncDriver
 from orizuru_py.plan import Batch, Call, Driver, UnknownRequest
 
@@ -114,6 +115,48 @@ def test_a_call_raises_its_error_by_its_kind_and_a_lost_script_is_loaded_again(
         guard = consumer.next(timeout=1.0)
         assert guard is not None and guard.payload == "a" and guard.ack()
     client.close()
+
+
+def test_a_subclass_or_an_instrumented_client_sees_every_command(
+    r: redis.Redis, queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The drivers write requests themselves only for redis-py's own client: a subclass
+    that overrides ``execute_command`` (the dashboard's tests fail a client that way), or a
+    tracer that wraps it or the pipeline (as opentelemetry-instrumentation-redis does, with
+    ``__wrapped__``), sees every command of ours. Before: their Calls went by unseen."""
+    seen: list[str] = []
+
+    class Counting(redis.Redis):
+        def execute_command(self, *args: object, **options: object) -> object:
+            seen.append(str(args[0]))
+            return super().execute_command(*args, **options)
+
+    client = Counting(connection_pool=r.connection_pool)
+    producer = Producer(client, queue)
+    producer.push("a")  # the first, in a pipeline with the producer's checks
+    producer.push("b")
+    assert "LPUSH" in seen and Driver(client)._pool is None
+    assert Driver(r)._pool is r.connection_pool
+
+    plain = redis.Redis.execute_command
+
+    @functools.wraps(plain)
+    def traced(self: redis.Redis, *args: object, **options: object) -> object:
+        seen.append(f"traced {args[0]}")
+        return plain(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", traced)
+    with Consumer(r, queue) as consumer:
+        guard = consumer.next(timeout=1.0)
+        assert guard is not None and guard.ack()
+    assert "traced EVALSHA" in seen  # the take
+    Queue(r, queue).purge()
+    Queue(r, queue).forget()
+    async_client = redis.asyncio.Redis(connection_pool=None)
+    assert AsyncDriver(async_client)._pool is not None
+    pipeline = redis.asyncio.client.Pipeline
+    monkeypatch.setattr(pipeline, "execute", functools.wraps(pipeline.execute)(lambda *a: None))
+    assert AsyncDriver(async_client)._pool is None
 
 
 class _Stranger:

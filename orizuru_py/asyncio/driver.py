@@ -9,10 +9,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeVar, cast
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from ..client import Commands
+from ..client import Commands, own_pool
 from ..plan import Batch, Call, Exclusive, Load, Pause, Plan, UnknownRequest, unknown
 
 T = TypeVar("T")
@@ -25,14 +24,7 @@ class AsyncDriver:
         self.r = r
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()
-        # As the blocking Driver: a plain client with a pool sends a Call or a Batch
-        # itself (``_send``); others (a cluster, a single-connection client, whose one
-        # connection is made only on its first command) through redis-py's own paths.
-        self._pool = (
-            r.connection_pool
-            if isinstance(r, Redis) and not r.single_connection_client and r.connection is None
-            else None
-        )
+        self._pool = own_pool(r)  # as the blocking Driver's
 
     async def run(self, plan: Plan[T]) -> T:
         send, throw, perform = plan.send, plan.throw, self._perform
