@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Generator
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Protocol, TypeAlias, cast
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -29,6 +29,14 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError as RedisReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+_pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:  # an optional speed-up (hiredis < 2.1 has no packer either)
+    _pack_command = None
+else:
+    _pack_command = _hiredis_pack
 
 log = logging.getLogger("orizuru_py")
 
@@ -64,6 +72,38 @@ def own_pool(r: object) -> Any | None:
     if any(hasattr(method, "__wrapped__") for method in methods):
         return None
     return getattr(r, "connection_pool", None)
+
+
+Packer: TypeAlias = Callable[[Any, Sequence[tuple[Any, ...]]], list[bytes]]
+
+
+def _redis_py_pack(conn: Any, calls: Sequence[tuple[Any, ...]]) -> list[bytes]:
+    return cast(list[bytes], conn.pack_commands(calls))
+
+
+def packer(pool: Any) -> Packer:
+    """How the drivers pack the commands of one write for a connection of ``pool``: with
+    hiredis directly where it is installed and the pool encodes text as hiredis does
+    (UTF-8, strict), which skips redis-py's encoding of each argument (about 9 us of
+    client CPU for a script run of 15 arguments); else, and for an argument hiredis does
+    not take (a bool, a bytearray: redis-py then says why), as redis-py packs them."""
+    kwargs = getattr(pool, "connection_kwargs", {})
+    encoding = str(kwargs.get("encoding", "utf-8")).lower().replace("_", "-")
+    if _pack_command is None or encoding not in ("utf-8", "utf8"):
+        return _redis_py_pack
+    if kwargs.get("encoding_errors", "strict") != "strict":
+        return _redis_py_pack
+    pack = _pack_command
+
+    def packed(conn: Any, calls: Sequence[tuple[Any, ...]]) -> list[bytes]:
+        try:
+            if len(calls) == 1:
+                return [pack(calls[0])]
+            return [b"".join([pack(args) for args in calls])]
+        except (TypeError, UnicodeError):
+            return _redis_py_pack(conn, calls)
+
+    return packed
 
 
 # Errors every loop rides out with backoff: the server, a cluster node or the primary

@@ -22,7 +22,7 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 import attrs
 from redis.exceptions import ResponseError
 
-from .client import Commands, own_pool
+from .client import Commands, own_pool, packer
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -112,6 +112,7 @@ class Driver:
         # others (a cluster, a single connection, a subclass, an instrumented client)
         # through redis-py's own paths.
         self._pool = own_pool(r)
+        self._pack = packer(self._pool)
 
     def run(self, plan: Plan[T], reply: Any = None) -> T:
         """Perform each request of ``plan`` and hand it the reply (or the error) until it
@@ -170,7 +171,7 @@ class Driver:
         conn = pool.get_connection()
 
         def send() -> list[Any]:
-            conn.send_packed_command(conn.pack_commands(calls))
+            conn.send_packed_command(self._pack(conn, calls))
             replies: list[Any] = []
             try:
                 for args in calls:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 from redis.exceptions import ResponseError
 
-from ..client import Commands, own_pool
+from ..client import Commands, own_pool, packer
 from ..plan import Batch, Call, Exclusive, Load, Pause, Plan, UnknownRequest, unknown
 
 T = TypeVar("T")
@@ -25,6 +25,7 @@ class AsyncDriver:
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()
         self._pool = own_pool(r)  # as the blocking Driver's
+        self._pack = packer(self._pool)
 
     async def run(self, plan: Plan[T]) -> T:
         send, throw, perform = plan.send, plan.throw, self._perform
@@ -84,7 +85,7 @@ class AsyncDriver:
 
         async def send() -> list[Any]:
             try:
-                await conn.send_packed_command(conn.pack_commands(calls))
+                await conn.send_packed_command(self._pack(conn, calls))
                 replies: list[Any] = []
                 for args in calls:
                     try:
