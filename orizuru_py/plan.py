@@ -23,6 +23,7 @@ import attrs
 from redis.exceptions import ResponseError
 
 from .client import Commands, own_pool, packer
+from .connections import KeptConnection
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -111,8 +112,9 @@ class Driver:
         # A plain client with a pool: Calls and Batches by its own write (``_send_batch``);
         # others (a cluster, a single connection, a subclass, an instrumented client)
         # through redis-py's own paths.
-        self._pool = own_pool(r)
-        self._pack = packer(self._pool)
+        pool = own_pool(r)
+        self._kept = None if pool is None else KeptConnection(self, pool)
+        self._pack = packer(pool)
 
     def run(self, plan: Plan[T], reply: Any = None) -> T:
         """Perform each request of ``plan`` and hand it the reply (or the error) until it
@@ -139,15 +141,15 @@ class Driver:
     def _perform(self, op: Any) -> Any:
         kind = type(op)
         if kind is Call:
-            if self._pool is None:
+            if self._kept is None:
                 return self.r.execute_command(*op.args)
-            (reply,) = self._send_batch(self._pool, (op.args,))
+            (reply,) = self._send_batch(self._kept, (op.args,))
             if isinstance(reply, ResponseError):
                 raise reply
             return reply
         if kind is Batch:
-            if self._pool is not None and not op.transaction:
-                return self._send_batch(self._pool, op.calls)
+            if self._kept is not None and not op.transaction:
+                return self._send_batch(self._kept, op.calls)
             pipe = self.r.pipeline(transaction=op.transaction)
             for args in op.calls:
                 pipe.execute_command(*args)
@@ -161,14 +163,14 @@ class Driver:
                 return self.run(op.plan)
         raise unknown(op)
 
-    def _send_batch(self, pool: Any, calls: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    def _send_batch(self, kept: KeptConnection, calls: tuple[tuple[Any, ...], ...]) -> list[Any]:
         """What redis-py's pipeline does for a batch outside a transaction (the commands
         in one write, a reply or an error for each, the whole sent again as the client's
         retry policy says when the connection fails) without the pipeline object, which
         cost a two-command ack more client CPU than a script run; for one command, what
         ``execute_command`` does, without the hooks it runs for each command."""
         r: Any = self.r  # redis-py's parse_response is untyped
-        conn = pool.get_connection()
+        conn = kept.take()
 
         def send() -> list[Any]:
             conn.send_packed_command(self._pack(conn, calls))
@@ -187,7 +189,7 @@ class Driver:
         try:
             return cast(list[Any], conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
         finally:
-            pool.release(conn)
+            kept.put(conn)
 
     @staticmethod
     def new_lock() -> threading.Lock:

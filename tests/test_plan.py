@@ -54,7 +54,7 @@ def test_a_batch_answers_each_command_in_its_place_errors_too(
     assert (set_, get, after) == (True, b"v", b"after")
     assert isinstance(lpush, redis.ResponseError) and "WRONGTYPE" in str(lpush)
     assert isinstance(hget, redis.ResponseError)
-    assert (Driver(client)._pool is None) is single
+    assert (Driver(client)._kept is None) is single
     client.delete(queue)
     client.close()
 
@@ -145,8 +145,9 @@ def test_a_subclass_or_an_instrumented_client_sees_every_command(
     producer = Producer(client, queue)
     producer.push("a")  # the first, in a pipeline with the producer's checks
     producer.push("b")
-    assert "LPUSH" in seen and Driver(client)._pool is None
-    assert Driver(r)._pool is r.connection_pool
+    assert "LPUSH" in seen and Driver(client)._kept is None
+    kept = Driver(r)._kept
+    assert kept is not None and kept._pool is r.connection_pool
 
     plain = redis.Redis.execute_command
 
