@@ -3,8 +3,9 @@
 Checking a connection out of redis-py's pool and back in costs a request about 12 us
 of client CPU (a fork check each way, metrics, a poll of the socket for stale data):
 as much as a third of what a ``next()`` and its ``ack()`` cost us beyond the raw
-commands. A driver keeps the connection of its last request instead, so one client
-request in flight at a time never goes through the pool. Requests that overlap (a
+commands. A driver keeps the connection of its last request instead (of a plain
+``ConnectionPool``: see ``KeptConnection``), so one client request in flight at a time
+never goes through the pool. Requests that overlap (a
 worker's threads) take the others from the pool as before. The peak number of
 connections does not grow: a consumer holds one while it blocks in BLMOVE anyway.
 
@@ -21,15 +22,21 @@ import threading
 import weakref
 from typing import Any
 
+from redis import ConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 class KeptConnection:
-    """At most one idle connection of ``pool``, for its owner's next request."""
+    """At most one idle connection of ``pool``, for its owner's next request. Only a plain
+    ``ConnectionPool``'s: a pool of another kind decides at each check-out (a Sentinel
+    pool hands out connections to the primary of the moment, and drops the ones to a
+    demoted primary when they come back; a blocking pool makes others wait), so it is
+    asked every time."""
 
     def __init__(self, owner: object, pool: Any) -> None:
         self._pool = pool
+        self._keeps = type(pool) is ConnectionPool
         self._conn: Any = None
         self._lock = threading.Lock()
         _every.add(self)
@@ -54,10 +61,11 @@ class KeptConnection:
 
     def put(self, conn: Any) -> None:
         """Keep ``conn`` for the next request, or give it back when one is kept already."""
-        with self._lock:
-            if self._conn is None:
-                self._conn = conn
-                return
+        if self._keeps:
+            with self._lock:
+                if self._conn is None:
+                    self._conn = conn
+                    return
         self._pool.release(conn)
 
     def give_back(self) -> None:

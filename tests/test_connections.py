@@ -126,3 +126,13 @@ def test_a_kept_connection_the_server_closed_is_noticed_before_the_next_write(
     assert admin.client_kill(f"{host}:{port}")
     assert driver.run(_echo(b"y")) == b"y"
     r.close()
+
+
+def test_a_pool_of_another_kind_is_asked_for_every_request(redis_url: str) -> None:
+    pool = redis.BlockingConnectionPool.from_url(redis_url, max_connections=1, timeout=0.1)
+    r = redis.Redis(connection_pool=pool)  # a Sentinel pool is of another kind too
+    driver = Driver(r)
+    assert driver.run(_echo(b"x")) == b"x"
+    assert r.ping()  # the only connection was given back, not kept
+    assert driver.run(_echo(b"y")) == b"y"
+    r.close()
