@@ -278,7 +278,9 @@ class ConsumerCore(Generic[G]):
         deadline = self.heartbeat.deadline_ms()
         take = scripts.take(h.keys, self._dest, h.processing, self.id, deadline, n, started)
         known = h.count  # before sending: what other threads settle meanwhile is not unknown
-        fresh, paused, raws, length, pending, unstarted = await take.run()
+        reply = await take.run()
+        fresh, paused, length, pending, u = reply[:5]
+        unstarted, raws = reply[5 : 5 + u], reply[5 + u :]
         self._note(fresh, length, known + len(raws), pending)
         self.paused = bool(paused)
         if not started:

@@ -9,7 +9,8 @@ import time
 import pytest
 import redis
 
-from orizuru_py import Consumer, GarbageCollector, Producer, QueueKeys
+from orizuru_py import Consumer, GarbageCollector, Producer, QueueKeys, envelope, scripts
+from orizuru_py.plan import Driver
 
 SETTLE_TARGETS = {
     "reject": lambda k: k.unack,
@@ -74,3 +75,57 @@ def test_a_reap_onto_a_queue_of_the_wrong_type_moves_nothing_and_the_gc_goes_on(
     r.delete(keys.queue)
     assert gc.collect().requeued == 2
     assert r.llen(keys.queue) == 2
+
+
+def _state(r: redis.Redis, keys: QueueKeys) -> dict[bytes, bytes | None]:
+    """Every key of the queue, as DUMP serializes it."""
+    return {key: r.dump(key) for key in sorted(r.scan_iter(match=f"{keys.base}:*"))}
+
+
+# What a take may write, by the one a foreign value squats: the worker's lists are the
+# prefetch (``dest``) and the processing list; a redelivered message goes to the prefetch.
+TAKE_TARGETS = ["dest", "processing", "consumers", "prefetch of a redelivery"]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("wrong", TAKE_TARGETS)
+def test_a_take_refused_for_a_key_of_the_wrong_type_changes_nothing(
+    r: redis.Redis, queue: str, wrong: str, n: int
+) -> None:
+    keys = QueueKeys(queue)
+    Producer(r, queue).push_many(["a", "b"])
+    oldest = r.rpop(keys.queue)
+    assert isinstance(oldest, bytes)
+    r.rpush(keys.queue, envelope.with_deliveries(oldest, 1))  # delivered once before
+    dest, processing = f"{keys.base}:prefetch:w", f"{keys.base}:processing:w"
+    squatted = {"dest": dest, "processing": processing, "consumers": keys.consumers}
+    r.set(squatted.get(wrong, dest), "a foreign client's string")
+    started = wrong != "dest"  # the first message of a started take goes to processing
+    if wrong == "prefetch of a redelivery":
+        started = True
+    before = _state(r, keys)
+    take = scripts.take(keys, dest, processing, "w", 2**40, n, started)
+    with pytest.raises(redis.ResponseError, match=r"WRONGTYPE orizuru: .* holds a string"):
+        Driver(r).run(take.run())
+    assert _state(r, keys) == before
+
+
+@pytest.mark.parametrize("counts_squatted", [False, True])
+def test_one_taken_tombstone_is_dropped_and_counted_off(
+    r: redis.Redis, queue: str, counts_squatted: bool
+) -> None:
+    keys = QueueKeys(queue)
+    (mid,) = Producer(r, queue).push_many(["a"])
+    r.rpush(keys.queue, envelope.TOMBSTONE)  # deleted, and oldest
+    if counts_squatted:
+        r.set(keys.counts, "foreign")  # the count cannot be lowered: the drop goes on
+    else:
+        r.hset(keys.counts, "tombstones:queue", 1)
+    processing = f"{keys.base}:processing:c"
+    take = scripts.take(keys, processing, processing, "c", 2**40, 1, False)
+    assert Driver(r).run(take.run()) == [1, 0, 0, 0, 0]  # registered, nothing taken
+    assert r.llen(processing) == 0 and r.llen(keys.queue) == 1
+    if not counts_squatted:
+        assert r.hget(keys.counts, "tombstones:queue") == b"0"
+        _, _, length, _, _, raw = Driver(r).run(take.run())
+        assert envelope.message_id(raw) == mid and length == 1
