@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from orizuru_py.connections import LOOK_AFTER
 from orizuru_py.plan import Call, Driver
 
 
@@ -124,6 +126,7 @@ def test_a_kept_connection_the_server_closed_is_noticed_before_the_next_write(
     kept = driver._kept._conn
     host, port = kept._sock.getsockname()[:2]
     assert admin.client_kill(f"{host}:{port}")
+    time.sleep(LOOK_AFTER)  # polled after this idle time: a restart or an idle timeout takes longer
     assert driver.run(_echo(b"y")) == b"y"
     r.close()
 
