@@ -23,7 +23,7 @@ import attrs
 from redis.exceptions import ResponseError
 
 from .client import Commands, own_pool, packer
-from .connections import KeptConnection
+from .connections import KeptConnection, closed
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -113,7 +113,7 @@ class Driver:
         # others (a cluster, a single connection, a subclass, an instrumented client)
         # through redis-py's own paths.
         pool = own_pool(r)
-        self._kept = None if pool is None else KeptConnection(self, pool)
+        self._kept = KeptConnection(self, pool, pool.release) if pool is not None else None
         self._pack = packer(pool)
 
     def run(self, plan: Plan[T], reply: Any = None) -> T:
@@ -170,7 +170,11 @@ class Driver:
         cost a two-command ack more client CPU than a script run; for one command, what
         ``execute_command`` does, without the hooks it runs for each command."""
         r: Any = self.r  # redis-py's parse_response is untyped
-        conn = kept.take()
+        conn, look = kept.take()
+        if conn is None:
+            conn = kept.pool.get_connection()
+        elif look and closed(conn):
+            conn.disconnect()  # connects again on the write
 
         def send() -> list[Any]:
             conn.send_packed_command(self._pack(conn, calls))
@@ -189,7 +193,8 @@ class Driver:
         try:
             return cast(list[Any], conn.retry.call_with_retry(send, lambda _: conn.disconnect()))
         finally:
-            kept.put(conn)
+            if not kept.put(conn):
+                kept.pool.release(conn)
 
     @staticmethod
     def new_lock() -> threading.Lock:

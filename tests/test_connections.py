@@ -1,7 +1,8 @@
-"""The one connection a blocking driver keeps between its requests (connections.py)."""
+"""The one connection a driver keeps between its requests (connections.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import threading
@@ -11,9 +12,12 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from orizuru_py.asyncio.driver import AsyncDriver
 from orizuru_py.connections import LOOK_AFTER
 from orizuru_py.plan import Call, Driver
 
@@ -139,3 +143,53 @@ def test_a_pool_of_another_kind_is_asked_for_every_request(redis_url: str) -> No
     assert r.ping()  # the only connection was given back, not kept
     assert driver.run(_echo(b"y")) == b"y"
     r.close()
+
+
+def test_an_asyncio_driver_keeps_one_connection_and_gives_it_back_when_collected(
+    redis_url: str,
+) -> None:
+    async def main() -> None:
+        r = redis.asyncio.Redis.from_url(redis_url, max_connections=1)
+        pool = r.connection_pool
+        checkouts = [0]
+        get = pool.get_connection
+
+        async def counting(*args: Any, **kwargs: Any) -> Any:
+            checkouts[0] += 1
+            return await get(*args, **kwargs)
+
+        pool.get_connection = counting  # type: ignore[method-assign]
+        driver = AsyncDriver(r)
+        assert [await driver.run(_echo(b"%d" % i)) for i in range(20)] == [
+            b"%d" % i for i in range(20)
+        ]
+        assert checkouts[0] == 1
+        with pytest.raises(redis.exceptions.MaxConnectionsError):  # the only one is kept
+            await r.ping()
+        del driver
+        gc.collect()
+        for _ in range(3):  # the release runs as a task on this loop
+            await asyncio.sleep(0)
+        assert await r.ping()
+        await r.aclose()
+
+    asyncio.run(main())
+
+
+def test_an_asyncio_kept_connection_the_server_closed_is_noticed_and_another_loop_is_served(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    r = redis.asyncio.Redis.from_url(redis_url, retry=AsyncRetry(NoBackoff(), 0))
+    driver = AsyncDriver(r)
+
+    async def kill_the_kept_one() -> None:
+        assert await driver.run(_echo(b"x")) == b"x"
+        assert driver._kept is not None
+        kept = driver._kept._conn
+        host, port = kept._writer.get_extra_info("sockname")[:2]
+        assert admin.client_kill(f"{host}:{port}")
+        await asyncio.sleep(LOOK_AFTER)
+        assert await driver.run(_echo(b"y")) == b"y"
+
+    asyncio.run(kill_the_kept_one())
+    assert asyncio.run(driver.run(_echo(b"on another loop"))) == b"on another loop"

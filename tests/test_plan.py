@@ -79,7 +79,7 @@ def test_the_async_driver_answers_a_batch_and_a_call_in_place_errors_too(
         client = redis.asyncio.Redis.from_url(redis_url, single_connection_client=single)
         driver = AsyncDriver(client)
         try:
-            assert (driver._pool is None) is single
+            assert (driver._kept is None) is single
             return await driver.run(plan())
         finally:
             await client.aclose()
@@ -118,7 +118,7 @@ def test_a_call_raises_its_error_by_its_kind_and_a_lost_script_is_loaded_again(
     with pytest.raises(redis.exceptions.NoScriptError):
         Driver(client).run(plan_of(Call(("EVALSHA", unknown.sha, 0))))
     reply = Driver(client).run(scripts.ScriptCall(unknown, take.keys, take.argv).run())
-    assert reply[2] == [] and client.script_exists(unknown.sha) == [True]
+    assert reply[5:] == [] and client.script_exists(unknown.sha) == [True]
     Queue(client, queue).forget()
     client.close()
 
@@ -147,7 +147,7 @@ def test_a_subclass_or_an_instrumented_client_sees_every_command(
     producer.push("b")
     assert "LPUSH" in seen and Driver(client)._kept is None
     kept = Driver(r)._kept
-    assert kept is not None and kept._pool is r.connection_pool
+    assert kept is not None and kept.pool is r.connection_pool
 
     plain = redis.Redis.execute_command
 
@@ -164,10 +164,10 @@ def test_a_subclass_or_an_instrumented_client_sees_every_command(
     Queue(r, queue).purge()
     Queue(r, queue).forget()
     async_client = redis.asyncio.Redis(connection_pool=None)
-    assert AsyncDriver(async_client)._pool is not None
+    assert AsyncDriver(async_client)._kept is not None
     pipeline = redis.asyncio.client.Pipeline
     monkeypatch.setattr(pipeline, "execute", functools.wraps(pipeline.execute)(lambda *a: None))
-    assert AsyncDriver(async_client)._pool is None
+    assert AsyncDriver(async_client)._kept is None
 
 
 class _Stranger:

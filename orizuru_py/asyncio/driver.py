@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 from redis.exceptions import ResponseError
 
 from ..client import Commands, own_pool, packer
+from ..connections import AsyncGiveBack, KeptConnection, closed_async
 from ..plan import Batch, Call, Exclusive, Load, Pause, Plan, UnknownRequest, unknown
 
 T = TypeVar("T")
@@ -24,8 +25,10 @@ class AsyncDriver:
         self.r = r
         self.lock = asyncio.Lock()
         self.closed = asyncio.Event()
-        self._pool = own_pool(r)  # as the blocking Driver's
-        self._pack = packer(self._pool)
+        pool = own_pool(r)  # as the blocking Driver's
+        self._give_back = AsyncGiveBack(pool)
+        self._kept = KeptConnection(self, pool, self._give_back) if pool is not None else None
+        self._pack = packer(pool)
 
     async def run(self, plan: Plan[T]) -> T:
         send, throw, perform = plan.send, plan.throw, self._perform
@@ -47,15 +50,15 @@ class AsyncDriver:
     async def _perform(self, op: Any) -> Any:
         kind = type(op)
         if kind is Call:
-            if self._pool is None:
+            if self._kept is None:
                 return await self.r.execute_command(*op.args)
-            (reply,) = await self._send(self._pool, (op.args,))
+            (reply,) = await self._send(self._kept, (op.args,))
             if isinstance(reply, ResponseError):
                 raise reply
             return reply
         if kind is Batch:
-            if self._pool is not None and not op.transaction:
-                return await self._send(self._pool, op.calls)
+            if self._kept is not None and not op.transaction:
+                return await self._send(self._kept, op.calls)
             pipe = self.r.pipeline(transaction=op.transaction)
             for args in op.calls:
                 pipe.execute_command(*args)
@@ -74,14 +77,20 @@ class AsyncDriver:
                 return await self.run(op.plan)
         raise unknown(op)
 
-    async def _send(self, pool: Any, calls: tuple[tuple[Any, ...], ...]) -> list[Any]:
+    async def _send(self, kept: KeptConnection, calls: tuple[tuple[Any, ...], ...]) -> list[Any]:
         """The blocking Driver's ``_send_batch``, awaited: the commands in one write, a
         reply or an error for each, sent again as the client's retry policy says when the
         connection fails; without redis-py's pipeline object and per-command hooks (a
         two-command ack: about 15 us of client CPU less). Interrupted while replies are
         due (a cancellation, say), the connection is dropped, never left with them."""
         r: Any = self.r  # redis-py's parse_response is untyped
-        conn = await pool.get_connection()
+        loop = asyncio.get_running_loop()
+        conn, look = kept.take()
+        if conn is not None and self._give_back.loop is not loop:  # kept on a loop now gone
+            self._give_back(conn)
+            conn = None
+        if conn is None:
+            conn, look = await kept.pool.get_connection(), False
 
         async def send() -> list[Any]:
             try:
@@ -98,11 +107,15 @@ class AsyncDriver:
             return replies
 
         try:
+            if look and await closed_async(conn):
+                await conn.disconnect()  # connects again on the write
             return cast(
                 list[Any], await conn.retry.call_with_retry(send, lambda _: conn.disconnect())
             )
         finally:
-            await pool.release(conn)
+            self._give_back.loop = loop
+            if not kept.put(conn):
+                await kept.pool.release(conn)
 
     @staticmethod
     def new_lock() -> asyncio.Lock:
