@@ -62,10 +62,13 @@ if ARGV[3] == "1" and pending == 0 then
   end
   local fresh = redis.pcall("ZADD", KEYS[1], "GT", ARGV[2], ARGV[1])
   if type(fresh) == "table" then return refused(fresh, KEYS[1], "zset") end
-  if raw and oz_is_tombstone(raw) then  -- dropped; a count that cannot be lowered stays
-    redis.call("LPOP", into)            -- high, which only costs a later batch a scan
-    redis.pcall("HINCRBY", KEYS[8], "tombstones:queue", -1)
-    raw, length = false, length - 1
+  if raw and oz_is_tombstone(raw) then  -- a deleted message's mark, if any are counted:
+    local tombs = redis.pcall("HGET", KEYS[8], "tombstones:queue")  -- else a pusher's garbage,
+    if type(tombs) == "string" and tonumber(tombs) > 0 then         -- dead-lettered as such
+      redis.call("LPOP", into)
+      redis.call("HINCRBY", KEYS[8], "tombstones:queue", -1)
+      raw, length = false, length - 1
+    end
   end
   if not raw then return {fresh, paused, length, 0, 0} end
   if into == KEYS[3] and started then return {fresh, paused, length, 0, 1, 1, raw} end
