@@ -1,6 +1,6 @@
 """A script that fails changes nothing: each checks the type of every key it may write
-before its first write, so a foreign value where a queue's key should be is an error,
-with every message still where it was."""
+before its first write (or undoes a move a later write refuses), so a foreign value
+where a queue's key should be is an error, with every message still where it was."""
 
 from __future__ import annotations
 

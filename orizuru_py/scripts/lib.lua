@@ -13,7 +13,8 @@
 -- Packed id:    #id (1 byte) .. id as stored; a 15-byte id has #id 0 (oz_ids).
 -- Dead record:  "OZD\1" .. #reason (uint32) .. reason .. dead_ms (2 x uint32) .. original bytes
 -- Every script checks the type of each key it may write before its first write
--- (oz_wrong_type), so a script that fails changes nothing.
+-- (oz_wrong_type), or, where a command checks it anyway (take.lua's one message: LMOVE),
+-- undoes its move when a later write is refused, so a script that fails changes nothing.
 
 local function oz_now_ms()
   local t = redis.call("TIME")
