@@ -31,15 +31,15 @@ local pending = redis.call("HLEN", KEYS[5])
 local started = ARGV[4] == "started"
 if ARGV[3] == "1" and pending == 0 then
   -- One message and no cancellation pending (a next(); a worker whose handler is slow):
-  -- the common case, at about half the cost. LMOVE checks both lists' types before it
-  -- moves, every later write or read that a wrong type refuses undoes the move, and the
-  -- registration comes last, so no key's type is read first and a take that fails still
-  -- changes nothing.
+  -- the common case, for a quarter less server time. LMOVE checks both lists' types
+  -- before it moves, every later write or read that a wrong type refuses undoes the
+  -- move, and the registration comes last, so no key's type is read first and a take
+  -- that fails still changes nothing.
   local paused = redis.call("EXISTS", KEYS[4])
   local into, raw = started and KEYS[9] or KEYS[3], false
-  local function refused(reply, key, kind)  -- undo the move; the error names the key
+  local function refused(err, key, kind)  -- undo the move; the error names the key
     if raw then redis.call("LMOVE", into, KEYS[2], "LEFT", "RIGHT") end
-    return redis.error_reply(oz_wrong_type(key, kind) or reply.err)
+    return redis.error_reply(oz_wrong_type(key, kind) or err.err)
   end
   if paused == 0 then
     local moved = redis.pcall("LMOVE", KEYS[2], into, "RIGHT", "LEFT")
