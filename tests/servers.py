@@ -169,8 +169,31 @@ class SentinelGroup:
             state = (info["role"], info.get("master_port"), info.get("master_link_status"))
             return state == ("slave", primary[1], "up")
 
-        wait_for(rejoined, timeout=timeout, interval=0.1)
+        try:
+            wait_for(rejoined, timeout=timeout, interval=0.1)
+        except AssertionError as exc:  # a rare timeout (two of many runs): what each saw
+            raise AssertionError(
+                f"{exc}; the old primary did not rejoin:\n{self._state()}"
+            ) from exc
         return (HOST, node.port)
+
+    def _state(self) -> str:
+        """Every node's replication INFO and every sentinel's view of the group."""
+        lines = []
+        for port in self._nodes:
+            try:
+                lines.append(f"node {port}: {_info((HOST, port))}")
+            except redis.RedisError as exc:
+                lines.append(f"node {port}: {exc!r}")
+        for port in self._sentinels:
+            try:
+                with redis.Redis(HOST, port, socket_timeout=1) as s:
+                    master = s.sentinel_master(self.master_name)
+                    replicas = s.sentinel_slaves(self.master_name)
+                lines.append(f"sentinel {port}: {master}; replicas {replicas}")
+            except redis.RedisError as exc:
+                lines.append(f"sentinel {port}: {exc!r}")
+        return "\n".join(lines)
 
     def __enter__(self) -> SentinelGroup:
         try:
