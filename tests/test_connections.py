@@ -22,11 +22,15 @@ from orizuru_py.connections import LOOK_AFTER
 from orizuru_py.plan import Call, Driver
 
 
-def _echo(value: bytes) -> Any:
+def _call(*args: Any) -> Any:
     async def plan() -> Any:
-        return await Call(("ECHO", value))
+        return await Call(args)
 
     return plan()
+
+
+def _echo(value: bytes) -> Any:
+    return _call("ECHO", value)
 
 
 @pytest.fixture
@@ -62,7 +66,9 @@ def test_overlapping_requests_take_others_from_the_pool_and_one_is_kept(
     driver = Driver(r)
     blocked = threading.Thread(target=driver.run, args=(_call("BLPOP", queue, 0.5),))
     blocked.start()
-    while not any(c["cmd"] == "blpop" and queue in c.get("argv", queue) for c in _clients(admin)):
+    while not any(
+        c["cmd"] == "blpop" and queue in c.get("argv", queue) for c in admin.client_list()
+    ):
         pass  # the BLPOP holds a connection now
     assert driver.run(_echo(b"meanwhile")) == b"meanwhile"
     blocked.join()
@@ -73,17 +79,6 @@ def test_overlapping_requests_take_others_from_the_pool_and_one_is_kept(
         pool.get_connection()
     for conn in others:
         pool.release(conn)
-
-
-def _clients(admin: redis.Redis) -> list[dict[str, Any]]:
-    return admin.client_list()
-
-
-def _call(*args: Any) -> Any:
-    async def plan() -> Any:
-        return await Call(args)
-
-    return plan()
 
 
 def test_a_collected_driver_gives_its_connection_back(redis_url: str) -> None:
