@@ -42,7 +42,8 @@ _V1, _V2, _V3, _V4 = (MAGIC + bytes([v]) for v in (1, 2, 3, 4))
 ID_BYTES = 15  # of an id from new_id: 30 hex digits
 MAX_DELIVERIES = 0xFFFF  # what the count of a version 3 or 4 message stops at
 _FIELDS = struct.Struct(">IQB")  # versions 1 and 2: deliveries, enqueued_ms, id length
-_FIELDS_V3 = struct.Struct(">HHI")  # versions 3 and 4: deliveries, the id's ms (16 + 32 bits)
+# Versions 3 and 4: the version, deliveries, the id's ms (16 + 32 bits), in one unpack.
+_HEAD_V3 = struct.Struct(">3sHHI")
 _OLD_HEADER_LEN = len(_V1) + _FIELDS.size  # versions 1 and 2, before the id
 _HEADER_LEN = len(_V3) + 2 + ID_BYTES  # versions 3 and 4, up to the extensions
 _U16 = struct.Struct(">H")
@@ -149,14 +150,16 @@ def _trace_extension(trace: bytes) -> bytes:
 
 def parse(raw: bytes) -> Parsed:
     """What ``raw`` carries (see ``Parsed``), or ``DecodeError``: the hot path of every take."""
-    version = raw[:3]
-    if version in (_V3, _V4) and len(raw) >= _HEADER_LEN:
-        deliveries, high, low = _FIELDS_V3.unpack_from(raw, 3)
-        mid = raw[5:_HEADER_LEN].hex()
+    if len(raw) >= _HEADER_LEN:
+        version, deliveries, high, low = _HEAD_V3.unpack_from(raw)
         if version == _V3:
-            return mid, high << 32 | low, deliveries, None, None, raw[_HEADER_LEN:]
-        unique_key, expires_ms, payload = _extensions(raw, _HEADER_LEN)
-        return mid, high << 32 | low, deliveries, unique_key, expires_ms, payload
+            payload = raw[_HEADER_LEN:]
+            return raw[5:_HEADER_LEN].hex(), high << 32 | low, deliveries, None, None, payload
+        if version == _V4:
+            unique_key, expires_ms, payload = _extensions(raw, _HEADER_LEN)
+            mid = raw[5:_HEADER_LEN].hex()
+            return mid, high << 32 | low, deliveries, unique_key, expires_ms, payload
+    version = raw[:3]
     if (version != _V1 and version != _V2) or len(raw) < _OLD_HEADER_LEN:
         raise DecodeError(_header_problem(raw), raw)
     deliveries, enqueued_ms, n = _FIELDS.unpack_from(raw, 3)
