@@ -135,3 +135,24 @@ def test_one_taken_tombstone_is_dropped_only_while_tombstones_are_counted(
     else:
         assert reply == [1, 0, 1, 0, 0, envelope.TOMBSTONE]
         assert r.lrange(processing, 0, -1) == [envelope.TOMBSTONE]
+
+
+# What a push with a unique key may write, by the one a foreign value squats; "held":
+# the unique key already names a message (its expiry is then read before any write).
+PUSH_TARGETS = ["queue", "unique", "unique_expiry", "unique_expiry, held"]
+
+
+@pytest.mark.parametrize("wrong", PUSH_TARGETS)
+def test_a_unique_push_refused_for_a_key_of_the_wrong_type_changes_nothing(
+    r: redis.Redis, queue: str, wrong: str
+) -> None:
+    keys = QueueKeys(queue)
+    producer = Producer(r, queue)
+    producer.push("before", unique_key="other")
+    r.set(getattr(keys, wrong.split(",")[0]), "a foreign client's string")
+    if wrong.endswith("held"):
+        r.hset(keys.unique, "k", "an id")
+    before = _state(r, keys)
+    with pytest.raises(redis.ResponseError, match=r"WRONGTYPE orizuru: .* holds a string"):
+        producer.push("m", unique_key="k")
+    assert _state(r, keys) == before
