@@ -137,9 +137,11 @@ def test_a_slow_handler_holds_no_message_beyond_its_threads(r: redis.Redis, queu
             aheads.append(worker.pace.ahead())
             sizes += sample_hand(r, worker, 1)
     # 2 threads (+ up to 2 handled, their acks in flight), not 2 + 16: a 50 ms run is
-    # LONG_RUN fetches long and keeps none ahead, unless this machine's fetches are slow.
+    # LONG_RUN fetches long and keeps none ahead, unless this machine's fetches are slow
+    # (four fetch times of 2 threads' 50 ms runs: one message up to 6 ms a fetch, two up
+    # to 12 ms).
     assert 2 <= max(sizes) <= 4 + max(aheads)
-    assert max(aheads) <= 1
+    assert max(aheads) <= 2
 
 
 def test_a_handler_given_the_guard_can_push_to_another_queue(
