@@ -22,7 +22,7 @@ from .guard import GuardCore
 log = logging.getLogger("orizuru_py.worker")
 
 CHUNK_SECONDS = 0.001  # a chunk should take about this long (one round trip per chunk)
-LONG_RUN = 50  # a handler run this many fetches long keeps no message ahead (Pace.ahead)
+LONG_RUN = 50  # a thread frees this many fetches apart: keep no message ahead (Pace.ahead)
 
 
 class Pace:
@@ -54,12 +54,14 @@ class Pace:
         fast handler gets the whole prefetch (the next batch comes while this one runs); a
         slow one a few, which its takes bring started (``started_ahead``), so a freed thread
         begins the next message at once instead of waiting a round trip for it (10 ms
-        handlers at 8 threads: 0.89 of concurrency / handler time without, 0.93 with). A
-        handler run ``LONG_RUN`` fetches long keeps none: a freed thread then waits a fetch,
-        at most 2% of a run, and no message waits in the hand behind a long run, where
-        another worker could have begun it (a slow one with a rate limit keeps a few, to
-        start through the limiter)."""
-        if self.direct and self.per_message >= LONG_RUN * self.per_fetch:
+        handlers at 8 threads: 0.89 of concurrency / handler time without, 0.93 with). When
+        a thread frees up only every ``LONG_RUN`` fetch times or more (a handler's run over
+        the threads), none is kept: a freed thread then waits a fetch, at most 2% of that
+        time, and no message waits in the hand behind long runs where another worker could
+        have begun it (a slow one with a rate limit keeps a few, to start through the
+        limiter). Mixed 1-50 ms handlers at 32 threads free one every 0.8 ms: weighing the
+        run alone kept none there and ran 1,221 jobs/s against 1,243."""
+        if self.direct and self.per_message >= LONG_RUN * self.per_fetch * self.concurrency:
             return 0
         wanted = 4 * self.concurrency * self.per_fetch / max(self.per_message, 1e-9)
         return max(min(self.prefetch, 1), min(self.prefetch, math.ceil(wanted)))

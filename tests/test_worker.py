@@ -136,10 +136,9 @@ def test_a_slow_handler_holds_no_message_beyond_its_threads(r: redis.Redis, queu
         for _ in range(25):  # sample_hand's samples, with what the worker keeps ahead
             aheads.append(worker.pace.ahead())
             sizes += sample_hand(r, worker, 1)
-    # 2 threads (+ up to 2 handled, their acks in flight), not 2 + 16: a 50 ms run is
-    # LONG_RUN fetches long and keeps none ahead, unless this machine's fetches are slow
-    # (four fetch times of 2 threads' 50 ms runs: one message up to 6 ms a fetch, two up
-    # to 12 ms).
+    # 2 threads (+ up to 2 handled, their acks in flight), not 2 + 16: a thread frees up
+    # every 25 ms, LONG_RUN fetches of 0.5 ms, and none is kept ahead; with slower fetches
+    # what 2 threads get through in four fetch times: one up to 6 ms a fetch, two up to 12.
     assert 2 <= max(sizes) <= 4 + max(aheads)
     assert max(aheads) <= 2
 
