@@ -14,6 +14,7 @@ from .errors import (
     NotConfirmed,
     OrizuruError,
     RateLimited,
+    ScriptsLost,
     TimeLimitExceeded,
     WorkerCrashed,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "QueueStats",
     "RateLimit",
     "RateLimited",
+    "ScriptsLost",
     "Schedule",
     "ScheduleEntry",
     "TimeLimitExceeded",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 
 class OrizuruError(Exception):
     """Base class of orizuru_py's own errors."""
@@ -73,3 +75,9 @@ class TimeLimitExceeded(OrizuruError):
 class WorkerCrashed(OrizuruError):
     """A Worker's own thread (or task) died; the worker stopped at once, its heartbeat
     with it, so the garbage collector returns what it held. The cause is chained."""
+
+
+class ScriptsLost(OrizuruError, RedisConnectionError):
+    """The server answered NOSCRIPT to a script loaded a moment before: the load and the
+    call reached different servers (a failover moved the primary between them). An
+    outage like any other, a ``ConnectionError``: the loops back off and try again."""

@@ -253,6 +253,7 @@ class ProducerCore:
         if _noscript(replies):  # the scripts were lost, so none of them ran: send it again
             await Load(scripts.PUSH.source)
             replies = await Batch((*head, *body))
+            _raise_noscript(replies)
         if head:
             if len(head) == 2:
                 eviction_verdict(self.r, replies[0])
@@ -288,11 +289,20 @@ class ProducerCore:
             raise NotConfirmed(ids, int(reached))
 
 
-def _noscript(replies: list[Any]) -> bool:
-    """Whether a server answered NOSCRIPT, directly or inside EXEC's reply."""
-    return any(
-        isinstance(r, NoScriptError) or (isinstance(r, list) and _noscript(r)) for r in replies
-    )
+def _noscript(replies: list[Any]) -> NoScriptError | None:
+    """Where a server answered NOSCRIPT, directly or inside EXEC's reply: the error."""
+    for r in replies:
+        found = r if isinstance(r, NoScriptError) else _noscript(r) if isinstance(r, list) else None
+        if found is not None:
+            return found
+    return None
+
+
+def _raise_noscript(replies: list[Any]) -> None:
+    """After the load: a NOSCRIPT again came from another server (``scripts.lost``)."""
+    again = _noscript(replies)
+    if again is not None:
+        raise scripts.lost(again)
 
 
 async def _transaction(calls: list[tuple[Any, ...]]) -> list[Any]:
@@ -300,6 +310,7 @@ async def _transaction(calls: list[tuple[Any, ...]]) -> list[Any]:
     if _noscript(replies):
         await Load(scripts.PUSH.source)
         replies = await Batch(tuple(calls), transaction=True)
+        _raise_noscript(replies)
     return replies
 
 

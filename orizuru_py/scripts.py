@@ -20,6 +20,7 @@ import attrs
 from redis.exceptions import NoScriptError
 
 from .envelope import packed_ids
+from .errors import ScriptsLost
 from .keys import QueueKeys
 from .limits import RateLimit
 from .plan import Batch, Call, Load
@@ -92,7 +93,10 @@ class ScriptCall:
             return await Call(self.command)
         except NoScriptError:
             await Load(self.script.source)
+        try:
             return await Call(self.command)
+        except NoScriptError as exc:
+            raise lost(exc) from exc
 
 
 Command = tuple[Any, ...] | ScriptCall
@@ -111,8 +115,13 @@ async def batch(calls: Sequence[Command]) -> list[Any]:
             await Load(script.source)
         again = await Batch(tuple(commands[i] for i in missing))
         for i, reply in zip(missing, again, strict=True):
-            replies[i] = reply
+            replies[i] = lost(reply) if isinstance(reply, NoScriptError) else reply
     return replies
+
+
+def lost(exc: NoScriptError) -> ScriptsLost:
+    """What a NOSCRIPT right after the load means: another server answered."""
+    return ScriptsLost(f"the server lost a script just loaded (a failover?): {exc}")
 
 
 # A message's way: pushed, taken, started (workers), settled.
