@@ -130,6 +130,27 @@ def test_the_handlers_table_is_the_committed_run() -> None:
         assert cells["CPU µs"] == f"{round(row['cpu_us_per_message'])}", cells["case"]
 
 
+def test_the_handlers_bullets_are_the_committed_run() -> None:
+    """Every figure of the bullets under the handlers table is one of its run's: an
+    efficiency, a rate against concurrency / handler time, or ours over a peer's rate."""
+    text = performance()
+    bullets = text[text.index("* Efficiency against the limit") : text.index("* ``--processes``")]
+    rows = load("io-mixed-redis-7.0.15.json")["loaded_rows"]
+    figures = set()
+    for row in rows.values():
+        if row["median_rate"] is None:
+            continue
+        figures |= {f"{row['efficiency']:.2f}", f"{row['of_ideal']:.2f}"}
+        if row["vs_group_first"] is not None:
+            figures.add(f"{1 / row['vs_group_first']:.2f}x")
+    numbers = re.findall(r"\d+\.\d+x?", bullets)
+    assert len(numbers) >= 10
+    assert [n for n in numbers if n not in figures] == []
+    peers = [r for r in rows.values() if r["vs_group_first"] and not r["label"].startswith("bare")]
+    if "below 1 on every peer's row" in bullets:
+        assert all(r["vs_group_first"] < 1 for r in peers)
+
+
 def _ratio(rows: dict[str, Any], name: str) -> str:
     return f"{rows[name]['vs_ceiling']:.2f}{X}"
 
