@@ -5,12 +5,23 @@ where a queue's key should be is an error, with every message still where it was
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 import redis
 
 from orizuru_py import Consumer, GarbageCollector, Producer, QueueKeys, envelope, scripts
 from orizuru_py.plan import Driver
+
+
+@pytest.fixture(autouse=True)
+def _clean(r: redis.Redis, queue: str) -> Iterator[None]:
+    """Delete the queue's keys after each test: a squatted key left behind would meet
+    every tool that lists the registered queues on this server (the dashboard, say)."""
+    yield
+    for key in r.scan_iter(match=f"{QueueKeys(queue).base}:*"):
+        r.delete(key)
+
 
 SETTLE_TARGETS = {
     "reject": lambda k: k.unack,
