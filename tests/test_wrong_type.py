@@ -12,6 +12,7 @@ import redis
 
 from orizuru_py import Consumer, GarbageCollector, Producer, QueueKeys, envelope, scripts
 from orizuru_py.plan import Driver
+from tests.support import keys_of
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def _clean(r: redis.Redis, queue: str) -> Iterator[None]:
     """Delete the queue's keys after each test: a squatted key left behind would meet
     every tool that lists the registered queues on this server (the dashboard, say)."""
     yield
-    for key in r.scan_iter(match=f"{QueueKeys(queue).base}:*"):
+    for key in keys_of(r, queue):
         r.delete(key)
 
 
